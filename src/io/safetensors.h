@@ -63,9 +63,11 @@ class SafetensorsFile {
   const std::vector<SafetensorsEntry>& entries() const { return header_.tensors; }
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const SafetensorsEntry* find(const std::string& name) const;
-  // A zero-copy view into the mapping; throws if absent.
+  // A zero-copy view into the (read-only) mapping; throws if absent, or if the data is not aligned
+  // to its element size (files from old writers).
   Tensor tensor(const std::string& name) const;
   Tensor tensor(const SafetensorsEntry& entry) const;
+  const MappedFile& mapping() const { return file_; }
 
  private:
   MappedFile file_;
@@ -100,8 +102,11 @@ struct NamedTensor {
   Tensor tensor;  // host, contiguous
 };
 
-// Writes tensors (in the given order) and metadata to `path` atomically: the bytes go to a
-// temporary file beside it, which is flushed and renamed over `path` only when complete.
+// Writes tensors and metadata to `path` atomically: the bytes go to a temporary file beside it
+// (`path`.tmp.<pid>), which is synced and renamed over `path` only when complete; on failure the
+// temporary is removed and an existing `path` is left as it was. The header lists the tensors in
+// the given order; the data section holds them packed, by descending element size (stable), so
+// that each starts aligned to its elements, as the Python library writes them.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
