@@ -1,0 +1,109 @@
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/threads.h"
+#include "ops/matmul.h"
+
+namespace deltatune {
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                  int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+
+namespace {
+
+// Weight rows converted per panel: big enough for the BLAS to run at speed, small enough
+// (a few MB) to stay in cache between the conversion and the product.
+int64_t panel_rows(int64_t in) { return std::max<int64_t>(64, (int64_t(1) << 20) / std::max<int64_t>(in, 1)); }
+
+template <class T>
+void convert_rows(const Tensor& w, int64_t row0, int64_t nrows, T* out) {
+  const int64_t in = w.shape[1];
+  const auto* base = static_cast<const std::byte*>(w.data) + size_t(row0 * in) * dtype_size(w.dtype);
+  // Split the conversion across threads; each converts whole rows.
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < nrows; ++r)
+    convert_to<T>(base + size_t(r * in) * dtype_size(w.dtype), w.dtype, out + r * in, size_t(in));
+}
+
+void check_weight(const Tensor& w) {
+  DT_CHECK(w.ndim == 2 && w.is_contiguous() && w.device == Device::CPU,
+           "linear weight must be a contiguous 2-D host tensor, got shape ", w.shape_str());
+}
+
+}  // namespace
+
+template <class T>
+void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumulate, int64_t ldy) {
+  check_weight(w);
+  const int64_t out = w.shape[0], in = w.shape[1];
+  if (ldy < 0) ldy = out;
+  const T beta = accumulate ? T(1) : T(0);
+  if (w.dtype == dtype_of<T>()) {
+    gemm<T>(false, true, rows, out, in, T(1), x, in, static_cast<const T*>(w.data), in, beta, y, ldy);
+    return;
+  }
+  const int64_t panel = std::min(out, panel_rows(in));
+  std::vector<T> buffer(size_t(panel * in));
+  for (int64_t r0 = 0; r0 < out; r0 += panel) {
+    const int64_t n = std::min(panel, out - r0);
+    convert_rows(w, r0, n, buffer.data());
+    gemm<T>(false, true, rows, n, in, T(1), x, in, buffer.data(), in, beta, y + r0, ldy);
+  }
+}
+
+template <class T>
+void linear_backward_input(const T* dy, int64_t rows, const Tensor& w, T* dx, bool accumulate,
+                           int64_t lddy) {
+  check_weight(w);
+  const int64_t out = w.shape[0], in = w.shape[1];
+  if (lddy < 0) lddy = out;
+  if (w.dtype == dtype_of<T>()) {
+    gemm<T>(false, false, rows, in, out, T(1), dy, lddy, static_cast<const T*>(w.data), in,
+            accumulate ? T(1) : T(0), dx, in);
+    return;
+  }
+  // dx = sum over row panels of W: dy[:, panel] · W[panel, :].
+  const int64_t panel = std::min(out, panel_rows(in));
+  std::vector<T> buffer(size_t(panel * in));
+  for (int64_t r0 = 0; r0 < out; r0 += panel) {
+    const int64_t n = std::min(panel, out - r0);
+    convert_rows(w, r0, n, buffer.data());
+    const bool first = r0 == 0 && !accumulate;
+    gemm<T>(false, false, rows, in, n, T(1), dy + r0, lddy, buffer.data(), in, first ? T(0) : T(1),
+            dx, in);
+  }
+}
+
+template <class T>
+void tensor_to(const Tensor& t, T* out) {
+  DT_CHECK(t.is_contiguous() && t.device == Device::CPU, "expected a contiguous host tensor, got ",
+           t.shape_str());
+  convert_to<T>(t.data, t.dtype, out, size_t(t.numel()));
+}
+
+#define INSTANTIATE(T)                                                                        \
+  template void linear_forward<T>(const T*, int64_t, const Tensor&, T*, bool, int64_t);       \
+  template void linear_backward_input<T>(const T*, int64_t, const Tensor&, T*, bool, int64_t); \
+  template void tensor_to<T>(const Tensor&, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace deltatune

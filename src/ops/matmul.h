@@ -1,0 +1,33 @@
+// Matrix products. Frozen weights stay in their file dtype (bf16, f16, f32, f64); the product
+// converts panels of the weight to the compute type on the fly and hands them to the BLAS, so a
+// bf16 checkpoint costs 2 bytes per weight in memory, never 4.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace deltatune {
+
+// C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when the flag is set.
+// A thin wrapper over cblas_{s,d}gemm.
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// y[rows, out] (=|+=) x[rows, in] · W^T, W a 2-D [out, in] weight of any float dtype.
+// `ldy` is y's row stride (>= out), so a product can write into a column block of a wider buffer.
+template <class T>
+void linear_forward(const T* x, int64_t rows, const Tensor& weight, T* y, bool accumulate = false,
+                    int64_t ldy = -1);
+
+// dx[rows, in] (=|+=) dy[rows, out] · W: the input gradient through a frozen weight.
+template <class T>
+void linear_backward_input(const T* dy, int64_t rows, const Tensor& weight, T* dx,
+                           bool accumulate = false, int64_t lddy = -1);
+
+// Copies a float tensor of any float dtype into a contiguous T array (numel elements).
+template <class T>
+void tensor_to(const Tensor& t, T* out);
+
+}  // namespace deltatune
