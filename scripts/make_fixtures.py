@@ -293,14 +293,59 @@ def make_variant(name, v, root, seed):
     return info
 
 
+def optimizer_reference(root):
+    """torch.optim.AdamW steps, clip_grad_norm_ and transformers' schedules, for the step machinery."""
+    gen = torch.Generator().manual_seed(77)
+    out = {}
+    for dtype, tag in ((torch.float64, "f64"), (torch.float32, "f32")):
+        p = torch.nn.Parameter(torch.randn(37, generator=gen, dtype=torch.float64).to(dtype))
+        out[f"adamw.{tag}.initial"] = p.detach().clone()
+        opt = torch.optim.AdamW([p], lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, foreach=False)
+        for step in range(6):
+            g = torch.randn(37, generator=gen, dtype=torch.float64).to(dtype) * (10.0 if step == 2 else 1.0)
+            out[f"adamw.{tag}.grad{step}"] = g.clone()
+            p.grad = g.clone()
+            lr = [1e-2, 5e-3, 2e-2, 1e-2, 0.0, 7e-3][step]
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.step()
+            out[f"adamw.{tag}.after{step}"] = p.detach().clone()
+    a = torch.nn.Parameter(torch.randn(5, 3, generator=gen, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.randn(4, generator=gen, dtype=torch.float64))
+    a.grad = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    b.grad = torch.randn(4, generator=gen, dtype=torch.float64)
+    out["clip.a.grad"], out["clip.b.grad"] = a.grad.clone(), b.grad.clone()
+    norm = torch.nn.utils.clip_grad_norm_([a, b], max_norm=0.5)
+    out["clip.norm"] = norm.reshape(1).double()
+    out["clip.a.clipped"], out["clip.b.clipped"] = a.grad.clone(), b.grad.clone()
+    from transformers import get_scheduler
+    for name in ("constant", "constant_with_warmup", "linear", "cosine"):
+        q = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([q], lr=3e-4)
+        sched = get_scheduler(name, opt, num_warmup_steps=4, num_training_steps=25)
+        lrs = []
+        for _ in range(25):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out[f"schedule.{name}"] = torch.tensor(lrs, dtype=torch.float64)
+    save_file({k: t.contiguous() for k, t in out.items()}, os.path.join(root, "optimizer_reference.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures")
+    ap.add_argument("--only", default="", help="comma-separated parts: optimizer, models")
     args = ap.parse_args()
     torch.set_num_threads(min(16, os.cpu_count() or 1))
     import peft
     print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)
     os.makedirs(args.out, exist_ok=True)
+    parts = set(args.only.split(",")) if args.only else {"optimizer", "models"}
+    if "optimizer" in parts:
+        optimizer_reference(args.out)
+    if "models" not in parts:
+        return 0
     infos = []
     for i, (name, v) in enumerate(VARIANTS.items()):
         info = make_variant(name, v, args.out, seed=1000 + i)

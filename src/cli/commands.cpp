@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
+#include <map>
 
 #include "core/threads.h"
 
@@ -11,13 +12,22 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  std::map<CLI::App*, Action> actions;
+  for (auto add : {add_info, add_forward, add_grad, add_make_model, add_make_input}) {
+    const size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
+    Action action = add(app);
+    auto subs = app.get_subcommands([](CLI::App*) { return true; });
+    if (subs.size() > before) actions[subs.back()] = std::move(action);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   set_num_threads(threads);
-  return 0;
+  for (auto& [sub, action] : actions)
+    if (sub->parsed()) return action();
+  return 1;
 }
 
 }  // namespace deltatune::cli

@@ -31,7 +31,8 @@ std::vector<int64_t> ints(const SafetensorsFile& f, const std::string& name) {
 class FixtureTest : public ::testing::TestWithParam<std::string> {};
 
 template <class T>
-void check_logits(const Model& model, const SafetensorsFile& ref, const std::string& which, double tol) {
+void check_logits(const Model& model, const SafetensorsFile& ref, const std::string& which, double tol,
+                  const std::string& variant) {
   std::vector<int64_t> cu;
   if (ref.find(which + ".cu_seqlens")) cu = ints(ref, which + ".cu_seqlens");
   const Batch batch = make_batch(ints(ref, which + ".input_ids"), cu);
@@ -43,6 +44,7 @@ void check_logits(const Model& model, const SafetensorsFile& ref, const std::str
   Arena arena;
   model_forward_logits(model, LoraRun{}, batch, logits.data(), arena);
   const auto err = max_rel_error(logits.data(), static_cast<const double*>(expected.data), logits.size());
+  testing_util::report(variant + " " + which + std::string(sizeof(T) == 8 ? " float64" : " float32") + " logits", err.value);
   EXPECT_LE(err.value, tol) << which << " (" << (sizeof(T) == 8 ? "float64" : "float32") << "): " << describe(err);
 }
 
@@ -51,8 +53,8 @@ TEST_P(FixtureTest, LogitsMatchTransformers) {
   const Model model = Model::load(dir);
   const SafetensorsFile ref(dir + "/reference.safetensors");
   for (const char* which : {"single", "pack"}) {
-    check_logits<double>(model, ref, which, kFloat64Tolerance);
-    check_logits<float>(model, ref, which, kFloat32Tolerance);
+    check_logits<double>(model, ref, which, kFloat64Tolerance, GetParam());
+    check_logits<float>(model, ref, which, kFloat32Tolerance, GetParam());
   }
 }
 

@@ -1,0 +1,50 @@
+// AdamW over the LoRA factors, as torch.optim.AdamW computes it (decoupled weight decay, bias
+// correction), with state (m, v) in the factors' dtype (float32 for training), and global-norm
+// gradient clipping as torch.nn.utils.clip_grad_norm_.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "lora/adapter.h"
+
+namespace deltatune {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+class AdamW {
+ public:
+  AdamW(LoraAdapter& adapter, const AdamWConfig& config);
+  // One update of every factor from its gradient, with learning rate lr.
+  void step(double lr);
+  int64_t steps_done() const { return step_; }
+  const AdamWConfig& config() const { return config_; }
+
+  // State for checkpoints: m and v of every factor, in module order (A then B).
+  std::vector<HostTensor>& moments() { return moments_; }
+  void set_steps_done(int64_t n) { step_ = n; }
+
+ private:
+  LoraAdapter& adapter_;
+  AdamWConfig config_;
+  int64_t step_ = 0;
+  std::vector<HostTensor> moments_;  // per factor: m then v
+};
+
+// sqrt(sum of squares) of every LoRA gradient.
+double lora_grad_norm(const LoraAdapter& adapter);
+// Scales every gradient by `factor`.
+void scale_lora_grads(LoraAdapter& adapter, double factor);
+// torch.nn.utils.clip_grad_norm_: if the norm exceeds max_norm (> 0), scale the gradients by
+// max_norm / (norm + 1e-6). Returns the norm before clipping.
+double clip_lora_grad_norm(LoraAdapter& adapter, double max_norm);
+// True when any gradient is NaN or infinite.
+bool lora_grads_finite(const LoraAdapter& adapter);
+
+}  // namespace deltatune
