@@ -6,9 +6,9 @@
 set -euo pipefail
 
 packages=(
-  g++ make cmake pkg-config git ca-certificates
+  g++ make cmake git ca-certificates
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev
-  libopenblas-dev         # CPU matrix products (chosen over oneDNN: docs/design-notes.md)
+  libopenblas-openmp-dev  # CPU matrix products, OpenMP build (docs/design-notes.md)
   python3 python3-numpy   # test helpers that write inputs and read outputs
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

@@ -126,6 +126,7 @@ Model Model::random(const ModelConfig& config, DType dtype, uint64_t seed) {
       return name.size() >= k && name.compare(name.size() - k, k, s) == 0;
     };
     // Values in the ranges real checkpoints hold: A in (1, 16) as exp(A_log), dt_bias near 0,
+    // embeddings of norm about 1 (so tied logits start near unit scale),
     // zero-centred norms near 0, the gated norm near 1, matrices scaled by 1/sqrt(fan_in).
     double mean = 0, stddev = 0;
     bool uniform_a_log = false;
@@ -133,7 +134,7 @@ Model Model::random(const ModelConfig& config, DType dtype, uint64_t seed) {
     else if (ends_with("linear_attn.norm.weight")) { mean = 1.0; stddev = 0.1; }
     else if (slot.shape.size() == 1) { stddev = ends_with("dt_bias") ? 0.5 : 0.1; }
     else if (ends_with("conv1d.weight")) stddev = 0.5;
-    else if (ends_with("embed_tokens.weight")) stddev = 0.02;
+    else if (ends_with("embed_tokens.weight")) stddev = 1.0 / std::sqrt(double(config.hidden_size));
     else stddev = 1.0 / std::sqrt(double(slot.shape.back()));
     const int64_t block = 1 << 16;
 #pragma omp parallel for schedule(dynamic)
