@@ -270,11 +270,12 @@ Tensor SafetensorsFile::tensor(const SafetensorsEntry& entry) const {
   return with_context(str_cat(path(), ": tensor '", entry.name, "'"), [&] {
     const uint64_t offset = header_.data_offset + entry.begin;
     // A view is read in place as float, uint16_t, ...: misaligned elements would be undefined
-    // behaviour. Writers since safetensors 0.3 pad the header and order tensors so this holds.
+    // behaviour. The safetensors library pads the header to 8 bytes and lays the data out by
+    // descending element size, so files it writes (and ours) always pass.
     const size_t element_bytes = dtype_size(entry.dtype);
     if (entry.end > entry.begin && offset % element_bytes != 0)
       fail("data at file offset ", offset, " is not aligned to its ", element_bytes, "-byte ",
-           dtype_name(entry.dtype), " elements; rewrite the file with a current safetensors");
+           dtype_name(entry.dtype), " elements; re-save the file with the safetensors library");
     // The mapping is read-only: the view must not be written through.
     void* data = const_cast<std::byte*>(file_.data() + offset);
     return Tensor::contiguous(data, entry.dtype, entry.shape);
