@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/profile.h"
 #include "ops/activation.h"
 #include "ops/conv1d.h"
 #include "ops/delta_rule.h"
@@ -54,6 +55,7 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   lora_linear_forward(x, tokens, w.in_proj_z, ctx.module(LinearKind::InProjZ), ctx.lora, act.z, ctx.arena);
   lora_linear_forward(x, tokens, w.in_proj_b, ctx.module(LinearKind::InProjB), ctx.lora, act.b, ctx.arena);
   lora_linear_forward(x, tokens, w.in_proj_a, ctx.module(LinearKind::InProjA), ctx.lora, act.a, ctx.arena);
+  DT_PROFILE("gdn_forward_rest");
   causal_conv1d_silu_forward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, act.qkv_conv);
 
   // Split the conv output into contiguous q, k, v; beta and the log decay g per value head.
@@ -75,8 +77,11 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   for (int64_t i = 0; i < tokens * key_dim; ++i) act.q[i] *= q_scale;
 
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
-  gated_delta_rule_chunked_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
-                                   static_cast<const T*>(nullptr), act.core, static_cast<T*>(nullptr));
+  {
+    DT_PROFILE("delta_rule_chunked_forward");
+    gated_delta_rule_chunked_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
+                                     static_cast<const T*>(nullptr), act.core, static_cast<T*>(nullptr));
+  }
   gated_rmsnorm_forward(act.core, act.z, tokens * Hv, dv, p.norm_weight, c.rms_norm_eps, act.normed);
   lora_linear_forward(act.normed, tokens, w.out_proj, ctx.module(LinearKind::OutProj), ctx.lora, out, ctx.arena);
 }
@@ -109,9 +114,12 @@ void gated_deltanet_backward(const LayerContext& ctx, const LinearAttentionWeigh
   T* d_g = ctx.alloc<T>(tokens * Hv);
   T* d_beta = ctx.alloc<T>(tokens * Hv);
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
-  gated_delta_rule_chunked_backward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
-                                    static_cast<const T*>(nullptr), d_core, static_cast<const T*>(nullptr),
-                                    d_q, d_k, d_v, d_g, d_beta, static_cast<T*>(nullptr));
+  {
+    DT_PROFILE("delta_rule_chunked_backward");
+    gated_delta_rule_chunked_backward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
+                                      static_cast<const T*>(nullptr), d_core, static_cast<const T*>(nullptr),
+                                      d_q, d_k, d_v, d_g, d_beta, static_cast<T*>(nullptr));
+  }
   // q = l2norm(q_raw) * scale, k = l2norm(k_raw): the raw values are the conv output's first blocks.
   const T q_scale = T(1.0 / std::sqrt(double(dk)));
   for (int64_t i = 0; i < tokens * key_dim; ++i) d_q[i] *= q_scale;

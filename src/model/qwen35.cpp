@@ -1,5 +1,6 @@
 #include "model/qwen35.h"
 
+#include "core/profile.h"
 #include "model/attention.h"
 #include "model/gated_deltanet.h"
 #include "model/mlp.h"
@@ -47,16 +48,21 @@ void decoder_layer_forward(const LayerContext& ctx, const LayerWeights& w, const
   act.xn2 = ctx.alloc<T>(n);
   rmsnorm_zero_centred_forward(x_in, ctx.tokens, c.hidden_size, act.norm1_w, c.rms_norm_eps, act.xn1);
   if (w.kind == LayerKind::LinearAttention) {
+    DT_PROFILE("layer: gated deltanet forward");
     act.gdn_params = gated_deltanet_params<T>(ctx, w.linear);
     gated_deltanet_forward(ctx, w.linear, act.gdn_params, act.xn1, act.x_mid, act.gdn);
   } else {
+    DT_PROFILE("layer: full attention forward");
     act.attn_params = full_attention_params<T>(ctx, w.attn, rope);
     full_attention_forward(ctx, w.attn, act.attn_params, act.xn1, act.x_mid, act.attn);
   }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) act.x_mid[i] += x_in[i];
   rmsnorm_zero_centred_forward(act.x_mid, ctx.tokens, c.hidden_size, act.norm2_w, c.rms_norm_eps, act.xn2);
-  mlp_forward(ctx, w.mlp, act.xn2, x_out, act.mlp);
+  {
+    DT_PROFILE("layer: mlp forward");
+    mlp_forward(ctx, w.mlp, act.xn2, x_out, act.mlp);
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) x_out[i] += act.x_mid[i];
 }
@@ -70,15 +76,21 @@ void decoder_layer_backward(const LayerContext& ctx, const LayerWeights& w, cons
   const Arena::Mark mark = ctx.arena.mark();
   T* d_xn = ctx.alloc<T>(n);
   T* d_mid = ctx.alloc<T>(n);
-  mlp_backward(ctx, w.mlp, act.xn2, act.mlp, d_out, d_xn);
+  {
+    DT_PROFILE("layer: mlp backward");
+    mlp_backward(ctx, w.mlp, act.xn2, act.mlp, d_out, d_xn);
+  }
   rmsnorm_zero_centred_backward(act.x_mid, ctx.tokens, c.hidden_size, act.norm2_w, c.rms_norm_eps, d_xn, d_mid,
                                 static_cast<T*>(nullptr));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) d_mid[i] += d_out[i];
-  if (w.kind == LayerKind::LinearAttention)
+  if (w.kind == LayerKind::LinearAttention) {
+    DT_PROFILE("layer: gated deltanet backward");
     gated_deltanet_backward(ctx, w.linear, act.gdn_params, act.xn1, act.gdn, d_mid, d_xn);
-  else
+  } else {
+    DT_PROFILE("layer: full attention backward");
     full_attention_backward(ctx, w.attn, act.attn_params, act.xn1, act.attn, d_mid, d_xn);
+  }
   rmsnorm_zero_centred_backward(x_in, ctx.tokens, c.hidden_size, act.norm1_w, c.rms_norm_eps, d_xn, d_in,
                                 static_cast<T*>(nullptr));
 #pragma omp parallel for schedule(static)
@@ -119,6 +131,7 @@ void model_forward_logits(const Model& model, const LoraRun& lora, const Batch& 
   const Arena::Mark start = arena.mark();
   T* hidden = arena.alloc<T>(size_t(tokens * model.config().hidden_size));
   model_forward_hidden(model, lora, batch, hidden, arena);
+  DT_PROFILE("lm_head logits");
   linear_forward(hidden, tokens, model.weights().lm_head, logits);
   arena.reset(start);
 }
@@ -184,7 +197,10 @@ LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch
   // Loss and d_hidden in one pass over the vocabulary, then back through the final norm.
   T* d_hidden = arena.alloc<T>(size_t(n));
   LossSum r;
-  r.sum = cross_entropy_forward_backward<T>(hidden, tokens, w.lm_head, targets.data(), grad_scale, d_hidden);
+  {
+    DT_PROFILE("loss forward+backward");
+    r.sum = cross_entropy_forward_backward<T>(hidden, tokens, w.lm_head, targets.data(), grad_scale, d_hidden);
+  }
   r.targets = count_targets(targets);
   T* d_x = arena.alloc<T>(size_t(n));
   T* d_prev = arena.alloc<T>(size_t(n));

@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/profile.h"
 #include "ops/attention.h"
 
 namespace deltatune {
@@ -19,6 +20,7 @@ inline T dot(const T* a, const T* b, int n) {
 template <class T>
 void attention_forward(const AttentionShape& sh, std::span<const int64_t> cu_seqlens, const T* q,
                        int64_t ldq, const T* k, const T* v, int64_t ldkv, T* out, T* lse) {
+  DT_PROFILE("attention_forward");
   const int d = sh.head_dim, group = sh.heads / sh.kv_heads;
   const int64_t ldo = int64_t(sh.heads) * d;
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
@@ -68,6 +70,7 @@ template <class T>
 void attention_backward(const AttentionShape& sh, std::span<const int64_t> cu_seqlens, const T* q,
                         int64_t ldq, const T* k, const T* v, int64_t ldkv, const T* out,
                         const T* lse, const T* d_out, T* dq, T* dk, T* dv) {
+  DT_PROFILE("attention_backward");
   const int d = sh.head_dim, group = sh.heads / sh.kv_heads;
   const int64_t ldo = int64_t(sh.heads) * d;
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "core/profile.h"
 #include "ops/matmul.h"
 
 namespace deltatune {
@@ -51,6 +52,7 @@ void check_weight(const Tensor& w) {
 
 template <class T>
 void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumulate, int64_t ldy) {
+  DT_PROFILE("linear_forward");
   check_weight(w);
   const int64_t out = w.shape[0], in = w.shape[1];
   if (ldy < 0) ldy = out;
@@ -71,6 +73,7 @@ void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumu
 template <class T>
 void linear_backward_input(const T* dy, int64_t rows, const Tensor& w, T* dx, bool accumulate,
                            int64_t lddy) {
+  DT_PROFILE("linear_backward_input");
   check_weight(w);
   const int64_t out = w.shape[0], in = w.shape[1];
   if (lddy < 0) lddy = out;
