@@ -191,9 +191,9 @@ void gated_delta_rule_recurrent_backward(const DeltaRuleShape& shape,
             for (int n = 0; n < Dv; ++n) u[n] = bt * (vt[n] - kv[n]);
 
             for (int m = 0; m < Dk; ++m) axpy(qt[m], dout_t, dS + m * Dv, Dv);
-            const T u_dout_tdo = dot(u, dout_t, Dv);
+            const T u_dot_dout = dot(u, dout_t, Dv);
             for (int m = 0; m < Dk; ++m)
-              dqt[m] += dot(S_tilde + m * Dv, dout_t, Dv) + kt[m] * u_dout_tdo;
+              dqt[m] += dot(S_tilde + m * Dv, dout_t, Dv) + kt[m] * u_dot_dout;
 
             std::fill(du, du + Dv, T(0));
             for (int m = 0; m < Dk; ++m) axpy(kt[m], dS + m * Dv, du, Dv);
