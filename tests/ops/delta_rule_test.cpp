@@ -2,17 +2,19 @@
 // forward and backward, and both backwards against central finite differences of their forwards.
 //
 // Tolerances, from float64 precision (eps ≈ 1.1e-16) unless stated:
-//   chunked vs recurrent: 1e-10 of the largest magnitude of the reference. Both are exact rewritings
-//     of one function; their rounding differs by a few eps per term of sums over at most a chunk of
-//     tokens and dk·dv state entries (measured ~1e-14). A wrong term shows up at ~1e-3 or more.
+//   chunked vs recurrent: 1e-10 of the largest magnitude of the reference. Both are exact
+//     rewritings of one function; their rounding differs by a few eps per term of sums over at
+//     most a chunk of tokens and dk·dv state entries (measured ~1e-14). A wrong term shows up at
+//     ~1e-3 or more.
 //   finite differences: with h = 1e-6 the truncation error h²·|f'''|/6 is ~1e-13 and the roundoff
 //     eps·Σ|terms of L|/h is ~3e-9 (L sums a few hundred products of size ~1). Each element's error
 //     is taken relative to max(|its gradient|, 1e-2 · the largest gradient element of the test,
 //     ≈ 0.1), so roundoff stays below ~5e-8; we assert 1e-6.
 //   float32 chunked vs float64 recurrent: float32 eps ≈ 6e-8 grows through sums of up to 64 terms
-//     per chunk and through the triangular solve; 1e-4 of the largest magnitude leaves a wide margin
-//     while still catching any mixed-precision slip (a value rounded to bfloat16 is off by ~4e-3).
+//     per chunk and through the triangular solve; 1e-4 of the largest magnitude leaves a wide
+//     margin while still catching any mixed-precision slip (bfloat16 rounding is ~4e-3).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -55,11 +57,12 @@ struct Case {
   std::vector<double> q, k, v, g, beta, initial_state;  // initial_state empty: start from zero
 };
 
-// Inputs as the model makes them (spec/qwen35.md, Gated DeltaNet): q, k rows L2-normalised, q scaled
-// by dk^-1/2; beta = sigmoid(b); g = -exp(A_log_h) softplus(a). A_log differs per head so that some
-// heads forget within a few tokens (g down to ~-20) and others remember across many chunks.
-Case make_case(Heads heads, int dk, int dv, std::vector<int64_t> cu_seqlens, bool with_initial_state,
-               uint64_t seed) {
+// Inputs as the model makes them (spec/qwen35.md, Gated DeltaNet): q, k rows L2-normalised, q
+// scaled by dk^-1/2; beta = sigmoid(b); g = -exp(A_log_h) softplus(a). A_log differs per head so
+// that some heads forget within a few tokens (g down to about -10) and others remember across many
+// chunks.
+Case make_case(Heads heads, int dk, int dv, std::vector<int64_t> cu_seqlens,
+               bool with_initial_state, uint64_t seed) {
   Rng rng(seed);
   Case c;
   c.shape = {cu_seqlens.back(), heads.k, heads.v, dk, dv};
@@ -83,7 +86,8 @@ Case make_case(Heads heads, int dk, int dv, std::vector<int64_t> cu_seqlens, boo
     for (int h = 0; h < heads.v; ++h) {
       const double a_log = (h % 3 == 0) ? 0.0 : (h % 3 == 1) ? -3.0 : -6.0;
       const double a = rng.normal();
-      c.g[size_t(t * heads.v + h)] = -std::exp(a_log + 0.5 * rng.normal()) * std::log1p(std::exp(a));
+      c.g[size_t(t * heads.v + h)] =
+          -std::exp(a_log + 0.5 * rng.normal()) * std::log1p(std::exp(a));
       c.beta[size_t(t * heads.v + h)] = 1 / (1 + std::exp(-rng.normal()));
     }
   }
@@ -162,15 +166,15 @@ Grads<T> run_backward(const Case& c, const std::vector<double>& d_out,
   for (auto* x : {&r.dq, &r.dk, &r.dv, &r.dg, &r.dbeta, &r.d_initial_state})
     std::fill(x->begin(), x->end(), T(1e30));
   if (form == Form::kRecurrent)
-    gated_delta_rule_recurrent_backward<T>(c.shape, c.cu_seqlens, q.data(), k.data(), v.data(), g.data(), beta.data(),
-             or_null(initial_state), dout.data(), or_null(dfinal), r.dq.data(), r.dk.data(),
-             r.dv.data(), r.dg.data(), r.dbeta.data(), or_null(r.d_initial_state));
+    gated_delta_rule_recurrent_backward<T>(
+        c.shape, c.cu_seqlens, q.data(), k.data(), v.data(), g.data(), beta.data(),
+        or_null(initial_state), dout.data(), or_null(dfinal), r.dq.data(), r.dk.data(), r.dv.data(),
+        r.dg.data(), r.dbeta.data(), or_null(r.d_initial_state));
   else
-    gated_delta_rule_chunked_backward<T>(c.shape, c.cu_seqlens, q.data(), k.data(), v.data(),
-                                         g.data(), beta.data(), or_null(initial_state), dout.data(),
-                                         or_null(dfinal), r.dq.data(), r.dk.data(), r.dv.data(),
-                                         r.dg.data(), r.dbeta.data(), or_null(r.d_initial_state),
-                                         chunk);
+    gated_delta_rule_chunked_backward<T>(
+        c.shape, c.cu_seqlens, q.data(), k.data(), v.data(), g.data(), beta.data(),
+        or_null(initial_state), dout.data(), or_null(dfinal), r.dq.data(), r.dk.data(), r.dv.data(),
+        r.dg.data(), r.dbeta.data(), or_null(r.d_initial_state), chunk);
   return r;
 }
 
@@ -216,8 +220,10 @@ void expect_grads_close(const Grads<A>& got, const Grads<double>& want, double t
 }
 
 std::string label(Heads heads, const std::vector<int64_t>& cu_seqlens, bool initial, int chunk) {
-  std::string s = "Hk=" + std::to_string(heads.k) + " Hv=" + std::to_string(heads.v) + " cu_seqlens={";
-  for (size_t i = 0; i < cu_seqlens.size(); ++i) s += (i ? "," : "") + std::to_string(cu_seqlens[i]);
+  std::string s =
+      "Hk=" + std::to_string(heads.k) + " Hv=" + std::to_string(heads.v) + " cu_seqlens={";
+  for (size_t i = 0; i < cu_seqlens.size(); ++i)
+    s += (i ? "," : "") + std::to_string(cu_seqlens[i]);
   return s + "} initial_state=" + (initial ? "yes" : "no") + " chunk=" + std::to_string(chunk);
 }
 
@@ -253,8 +259,9 @@ TEST(GatedDeltaRule, ChunkedForwardMatchesRecurrent) {
 TEST(GatedDeltaRule, ChunkedMatchesRecurrentAtModelHeadDims) {
   WorstError worst{"chunked vs recurrent, dk=dv=128 (float64)"};
   const Case c = make_case({1, 2}, 128, 128, {0, 200}, true, 7);
-  expect_forward_close(run_forward<double>(c, Form::kChunked), run_forward<double>(c, Form::kRecurrent),
-                       kChunkedVsRecurrentTolerance, worst);
+  expect_forward_close(run_forward<double>(c, Form::kChunked),
+                       run_forward<double>(c, Form::kRecurrent), kChunkedVsRecurrentTolerance,
+                       worst);
   Rng rng(8);
   const auto d_out = random_normal(size_t(200 * 2 * 128), rng);
   const auto d_final = random_normal(state_elements(c), rng);
@@ -274,11 +281,9 @@ TEST(GatedDeltaRule, ChunkedBackwardMatchesRecurrent) {
                        " d_final_state=" + (with_d_final ? "yes" : "no"));
           const Case c = make_case(heads, 8, 6, layout.cu_seqlens, initial, seed++);
           Rng rng(seed++);
-          const auto d_out =
-              random_normal(size_t(c.shape.tokens * heads.v * 6), rng);
-          const auto d_final = with_d_final
-                                   ? random_normal(state_elements(c), rng)
-                                   : std::vector<double>{};
+          const auto d_out = random_normal(size_t(c.shape.tokens * heads.v * 6), rng);
+          const auto d_final =
+              with_d_final ? random_normal(state_elements(c), rng) : std::vector<double>{};
           expect_grads_close(run_backward<double>(c, d_out, d_final, Form::kChunked, layout.chunk),
                              run_backward<double>(c, d_out, d_final, Form::kRecurrent),
                              kChunkedVsRecurrentTolerance, worst);
@@ -301,6 +306,14 @@ TEST(GatedDeltaRule, BackwardWithoutInitialStateGradient) {
   }
 }
 
+// Thousands of forwards of a few microseconds each: on one thread, so that waking a team per call
+// (slow on a busy shared machine) does not dominate. Restores the thread count on exit.
+struct SingleThreaded {
+  int saved = omp_get_max_threads();
+  SingleThreaded() { omp_set_num_threads(1); }
+  ~SingleThreaded() { omp_set_num_threads(saved); }
+};
+
 // L = Σ out·R + Σ final_state·R2, so dL/d_out = R and dL/d_final_state = R2.
 void check_against_finite_differences(Form form, int chunk, Heads heads,
                                       const std::vector<int64_t>& cu_seqlens, uint64_t seed,
@@ -317,9 +330,10 @@ void check_against_finite_differences(Form form, int chunk, Heads heads,
     return L;
   };
   const Grads<double> grads = run_backward<double>(c, R, R2, form, chunk);
+  SingleThreaded single_threaded;
   const std::pair<std::vector<double>*, const std::vector<double>*> inputs[] = {
-      {&c.q, &grads.dq},   {&c.k, &grads.dk},       {&c.v, &grads.dv},
-      {&c.g, &grads.dg},   {&c.beta, &grads.dbeta}, {&c.initial_state, &grads.d_initial_state}};
+      {&c.q, &grads.dq}, {&c.k, &grads.dk},       {&c.v, &grads.dv},
+      {&c.g, &grads.dg}, {&c.beta, &grads.dbeta}, {&c.initial_state, &grads.d_initial_state}};
   const char* names[] = {"q", "k", "v", "g", "beta", "initial_state"};
   double largest = 0;
   for (const auto& [x, dx] : inputs) largest = std::max(largest, max_abs(*dx));
@@ -350,20 +364,30 @@ TEST(GatedDeltaRule, ChunkedBackwardMatchesFiniteDifferences) {
     }
 }
 
+// The model's path: float32 chunked, against the float64 reference, at the test dims and at the
+// model's head dims (dk = dv = 128, where the state sums run over 128 terms).
 TEST(GatedDeltaRule, Float32ChunkedMatchesFloat64Recurrent) {
   WorstError worst{"float32 chunked vs float64 recurrent"};
-  const Case c = make_case({2, 4}, 8, 6, {0, 1000}, true, 700);
-  const auto want = run_forward<double>(c, Form::kRecurrent);
-  const auto got = run_forward<float>(c, Form::kChunked);
-  expect_close("out (float32)", got.out, want.out, kFloat32Tolerance, worst);
-  expect_close("final_state (float32)", got.final_state, want.final_state, kFloat32Tolerance, worst);
+  struct Dims {
+    Heads heads;
+    int dk, dv;
+  };
+  for (Dims dims : {Dims{{2, 4}, 8, 6}, Dims{{1, 2}, 128, 128}}) {
+    SCOPED_TRACE("dk=" + std::to_string(dims.dk) + " dv=" + std::to_string(dims.dv));
+    const Case c = make_case(dims.heads, dims.dk, dims.dv, {0, 1000}, true, 700 + dims.dk);
+    const auto want = run_forward<double>(c, Form::kRecurrent);
+    const auto got = run_forward<float>(c, Form::kChunked);
+    expect_close("out (float32)", got.out, want.out, kFloat32Tolerance, worst);
+    expect_close("final_state (float32)", got.final_state, want.final_state, kFloat32Tolerance,
+                 worst);
 
-  Rng rng(701);
-  const auto d_out = random_normal(size_t(1000 * 4 * 6), rng);
-  const auto d_final = random_normal(state_elements(c), rng);
-  expect_grads_close(run_backward<float>(c, d_out, d_final, Form::kChunked),
-                     run_backward<double>(c, d_out, d_final, Form::kRecurrent), kFloat32Tolerance,
-                     worst);
+    Rng rng(701 + dims.dk);
+    const auto d_out = random_normal(size_t(1000 * dims.heads.v * dims.dv), rng);
+    const auto d_final = random_normal(state_elements(c), rng);
+    expect_grads_close(run_backward<float>(c, d_out, d_final, Form::kChunked),
+                       run_backward<double>(c, d_out, d_final, Form::kRecurrent),
+                       kFloat32Tolerance, worst);
+  }
 }
 
 TEST(GatedDeltaRule, RejectsBadArguments) {
@@ -379,10 +403,9 @@ TEST(GatedDeltaRule, RejectsBadArguments) {
   EXPECT_THROW(forward(c.shape, {0, 9}, 64), Error);            // does not cover all tokens
   EXPECT_THROW(forward(c.shape, {0, 6, 4, 10}, 64), Error);     // decreasing
   EXPECT_THROW(forward(c.shape, {0, 10}, 0), Error);            // empty chunks
-  EXPECT_THROW(gated_delta_rule_recurrent_forward<double>({10, 2, 4, 8, 6}, std::vector<int64_t>{1, 10},
-                                                          c.q.data(), c.k.data(), c.v.data(),
-                                                          c.g.data(), c.beta.data(), nullptr,
-                                                          out.data(), nullptr),
+  EXPECT_THROW(gated_delta_rule_recurrent_forward<double>(
+                   {10, 2, 4, 8, 6}, std::vector<int64_t>{1, 10}, c.q.data(), c.k.data(),
+                   c.v.data(), c.g.data(), c.beta.data(), nullptr, out.data(), nullptr),
                Error);
 }
 

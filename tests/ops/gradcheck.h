@@ -1,6 +1,7 @@
-// Test helpers for ops with a forward and a backward: random inputs, the error of one result against
-// a reference (naming the worst element), and central finite-difference gradient checks (perturb one
-// input element at a time by ±h, difference a scalar loss, compare with the analytic gradient).
+// Test helpers for ops with a forward and a backward: random inputs, the error of one result
+// against a reference (naming the worst element), and central finite-difference gradient checks
+// (perturb one input element at a time by ±h, difference a scalar loss, compare with the analytic
+// gradient).
 #pragma once
 
 #include <algorithm>
@@ -45,7 +46,6 @@ RelativeError relative_error(const A* got, const double* want, size_t n) {
   return e;
 }
 
-
 struct GradCheckResult {
   double worst = 0;  // worst relative error over the elements
   size_t index = 0;  // where it occurs
@@ -84,8 +84,9 @@ GradCheckResult finite_difference_check(std::vector<double>& x, const std::vecto
 
 inline std::string describe(const GradCheckResult& r) {
   char text[160];
-  std::snprintf(text, sizeof text, "worst relative error %.3e at element %zu: analytic %.12e, numeric %.12e",
-                r.worst, r.index, r.analytic, r.numeric);
+  std::snprintf(text, sizeof text,
+                "worst relative error %.3e at element %zu: analytic %.12e, numeric %.12e", r.worst,
+                r.index, r.analytic, r.numeric);
   return text;
 }
 

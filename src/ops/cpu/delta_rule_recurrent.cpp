@@ -59,8 +59,8 @@ inline void recurrent_step(T* S, const T* k, const T* v, T g, T beta, int Dk, in
 
 template <class T>
 void gated_delta_rule_recurrent_forward(const DeltaRuleShape& shape,
-                                        std::span<const int64_t> cu_seqlens, const T* q,
-                                        const T* k, const T* v, const T* g, const T* beta,
+                                        std::span<const int64_t> cu_seqlens, const T* q, const T* k,
+                                        const T* v, const T* g, const T* beta,
                                         const T* initial_state, T* out, T* final_state) {
   check_delta_rule_args(shape, cu_seqlens);
   const int Hk = shape.num_k_heads, Hv = shape.num_v_heads, Dk = shape.k_dim, Dv = shape.v_dim;
@@ -85,7 +85,8 @@ void gated_delta_rule_recurrent_forward(const DeltaRuleShape& shape,
       for (int64_t t = cu_seqlens[size_t(s)]; t < cu_seqlens[size_t(s + 1)]; ++t) {
         const T* qt = q + (t * Hk + kh) * Dk;
         const T* kt = k + (t * Hk + kh) * Dk;
-        recurrent_step(S, kt, v + (t * Hv + h) * Dv, g[t * Hv + h], beta[t * Hv + h], Dk, Dv, kv, u);
+        recurrent_step(S, kt, v + (t * Hv + h) * Dv, g[t * Hv + h], beta[t * Hv + h], Dk, Dv, kv,
+                       u);
         T* ot = out + (t * Hv + h) * Dv;  // o_t = S_t^T q_t
         std::fill(ot, ot + Dv, T(0));
         for (int m = 0; m < Dk; ++m) axpy(qt[m], S + m * Dv, ot, Dv);
@@ -190,9 +191,9 @@ void gated_delta_rule_recurrent_backward(const DeltaRuleShape& shape,
             for (int n = 0; n < Dv; ++n) u[n] = bt * (vt[n] - kv[n]);
 
             for (int m = 0; m < Dk; ++m) axpy(qt[m], dout_t, dS + m * Dv, Dv);
-            const T u_dout_tdo = dot(u, dout_t, Dv);
+            const T u_dot_dout = dot(u, dout_t, Dv);
             for (int m = 0; m < Dk; ++m)
-              dqt[m] += dot(S_tilde + m * Dv, dout_t, Dv) + kt[m] * u_dout_tdo;
+              dqt[m] += dot(S_tilde + m * Dv, dout_t, Dv) + kt[m] * u_dot_dout;
 
             std::fill(du, du + Dv, T(0));
             for (int m = 0; m < Dk; ++m) axpy(kt[m], dS + m * Dv, du, Dv);
@@ -219,12 +220,12 @@ void gated_delta_rule_recurrent_backward(const DeltaRuleShape& shape,
   }
 }
 
-#define DT_INSTANTIATE(T)                                                                          \
-  template void gated_delta_rule_recurrent_forward<T>(                                             \
-      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*, const T*,     \
-      const T*, const T*, T*, T*);                                                                 \
-  template void gated_delta_rule_recurrent_backward<T>(                                            \
-      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*, const T*,     \
+#define DT_INSTANTIATE(T)                                                                      \
+  template void gated_delta_rule_recurrent_forward<T>(                                         \
+      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*, const T*, \
+      const T*, const T*, T*, T*);                                                             \
+  template void gated_delta_rule_recurrent_backward<T>(                                        \
+      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*, const T*, \
       const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(double)
