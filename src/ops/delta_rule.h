@@ -30,6 +30,9 @@ struct DeltaRuleShape {
 
 constexpr int kDeltaRuleChunk = 64;
 
+// Throws when the shape or cu_seqlens cannot describe a valid call (shared by every form).
+void check_delta_rule_arguments(const DeltaRuleShape& shape, std::span<const int64_t> cu_seqlens);
+
 template <class T>
 void gated_delta_rule_recurrent_forward(const DeltaRuleShape& shape,
                                         std::span<const int64_t> cu_seqlens, const T* q,

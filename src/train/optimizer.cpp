@@ -6,15 +6,6 @@ namespace deltatune {
 
 namespace {
 
-// Calls f(param, grad) with typed pointers for every factor of the adapter.
-template <class F>
-void for_each_factor(const LoraAdapter& adapter, F&& f) {
-  for (const LoraModule& m : adapter.modules()) {
-    f(m.A, m.dA);
-    f(m.B, m.dB);
-  }
-}
-
 template <class T>
 void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, const AdamWConfig& c, int64_t step) {
   const double bias1 = 1.0 - std::pow(c.beta1, double(step));
@@ -36,65 +27,71 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, const Adam
 
 }  // namespace
 
-AdamW::AdamW(LoraAdapter& adapter, const AdamWConfig& config) : adapter_(adapter), config_(config) {
-  for_each_factor(adapter, [&](const HostTensor& p, const HostTensor&) {
-    moments_.emplace_back(p.dtype(), p.view().shape_vector());
-    moments_.emplace_back(p.dtype(), p.view().shape_vector());
-  });
+std::vector<ParamRef> lora_params(LoraAdapter& adapter) {
+  std::vector<ParamRef> params;
+  for (LoraModule& m : adapter.modules()) {
+    params.push_back({&m.A, &m.dA});
+    params.push_back({&m.B, &m.dB});
+  }
+  return params;
+}
+
+AdamW::AdamW(std::vector<ParamRef> params, const AdamWConfig& config) : params_(std::move(params)), config_(config) {
+  for (const ParamRef& p : params_) {
+    DT_CHECK(p.value->dtype() == p.grad->dtype() && p.value->numel() == p.grad->numel() &&
+                 (p.value->dtype() == DType::F32 || p.value->dtype() == DType::F64),
+             "AdamW: a parameter and its gradient must be F32 or F64 tensors of one shape");
+    moments_.emplace_back(p.value->dtype(), p.value->view().shape_vector());
+    moments_.emplace_back(p.value->dtype(), p.value->view().shape_vector());
+  }
 }
 
 void AdamW::step(double lr) {
   ++step_;
-  size_t i = 0;
-  for_each_factor(adapter_, [&](const HostTensor& p, const HostTensor& g) {
-    HostTensor& m = moments_[i++];
-    HostTensor& v = moments_[i++];
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const HostTensor& p = *params_[i].value;
+    const HostTensor& g = *params_[i].grad;
+    HostTensor& m = moments_[2 * i];
+    HostTensor& v = moments_[2 * i + 1];
     if (p.dtype() == DType::F64)
       adamw_update(p.ptr<double>(), g.ptr<double>(), m.ptr<double>(), v.ptr<double>(), p.numel(), lr, config_, step_);
     else
       adamw_update(p.ptr<float>(), g.ptr<float>(), m.ptr<float>(), v.ptr<float>(), p.numel(), lr, config_, step_);
-  });
+  }
 }
 
-double lora_grad_norm(const LoraAdapter& adapter) {
+double grad_norm(const std::vector<ParamRef>& params) {
   double sum = 0;
-  for_each_factor(adapter, [&](const HostTensor&, const HostTensor& g) {
+  for (const ParamRef& p : params) {
+    const HostTensor& g = *p.grad;
     const int64_t n = g.numel();
-    double s = 0;
     if (g.dtype() == DType::F64) {
-      const double* p = g.ptr<double>();
-      for (int64_t i = 0; i < n; ++i) s += p[i] * p[i];
+      const double* x = g.ptr<double>();
+      for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
     } else {
-      const float* p = g.ptr<float>();
-      for (int64_t i = 0; i < n; ++i) s += double(p[i]) * double(p[i]);
+      const float* x = g.ptr<float>();
+      for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * double(x[i]);
     }
-    sum += s;
-  });
+  }
   return std::sqrt(sum);
 }
 
-void scale_lora_grads(LoraAdapter& adapter, double factor) {
-  for_each_factor(adapter, [&](const HostTensor&, const HostTensor& g) {
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
+  const double norm = grad_norm(params);
+  const double coef = max_norm / (norm + 1e-6);
+  if (max_norm <= 0 || !(coef < 1.0)) return norm;  // also leaves NaN/inf gradients for the caller
+  for (const ParamRef& p : params) {
+    const HostTensor& g = *p.grad;
     const int64_t n = g.numel();
     if (g.dtype() == DType::F64) {
-      double* p = g.ptr<double>();
-      for (int64_t i = 0; i < n; ++i) p[i] *= factor;
+      double* x = g.ptr<double>();
+      for (int64_t i = 0; i < n; ++i) x[i] *= coef;
     } else {
-      float* p = g.ptr<float>();
-      for (int64_t i = 0; i < n; ++i) p[i] = float(double(p[i]) * factor);
+      float* x = g.ptr<float>();
+      for (int64_t i = 0; i < n; ++i) x[i] = float(double(x[i]) * coef);
     }
-  });
-}
-
-double clip_lora_grad_norm(LoraAdapter& adapter, double max_norm) {
-  const double norm = lora_grad_norm(adapter);
-  if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) scale_lora_grads(adapter, coef);
   }
   return norm;
 }
-
-bool lora_grads_finite(const LoraAdapter& adapter) { return std::isfinite(lora_grad_norm(adapter)); }
 
 }  // namespace deltatune

@@ -11,6 +11,14 @@
 
 namespace deltatune {
 
+// A trainable tensor and its gradient (same shape and dtype: F32 or F64).
+struct ParamRef {
+  HostTensor* value;
+  HostTensor* grad;
+};
+// Every LoRA factor of the adapter, A then B per module.
+std::vector<ParamRef> lora_params(LoraAdapter& adapter);
+
 struct AdamWConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -20,31 +28,28 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(LoraAdapter& adapter, const AdamWConfig& config);
+  AdamW(std::vector<ParamRef> params, const AdamWConfig& config);
+  AdamW(LoraAdapter& adapter, const AdamWConfig& config) : AdamW(lora_params(adapter), config) {}
   // One update of every factor from its gradient, with learning rate lr.
   void step(double lr);
   int64_t steps_done() const { return step_; }
   const AdamWConfig& config() const { return config_; }
 
-  // State for checkpoints: m and v of every factor, in module order (A then B).
+  // State for checkpoints: m and v of every parameter, in order.
   std::vector<HostTensor>& moments() { return moments_; }
   void set_steps_done(int64_t n) { step_ = n; }
 
  private:
-  LoraAdapter& adapter_;
+  std::vector<ParamRef> params_;
   AdamWConfig config_;
   int64_t step_ = 0;
   std::vector<HostTensor> moments_;  // per factor: m then v
 };
 
-// sqrt(sum of squares) of every LoRA gradient.
-double lora_grad_norm(const LoraAdapter& adapter);
-// Scales every gradient by `factor`.
-void scale_lora_grads(LoraAdapter& adapter, double factor);
+// sqrt(sum of squares) of every gradient (NaN or inf when any gradient is).
+double grad_norm(const std::vector<ParamRef>& params);
 // torch.nn.utils.clip_grad_norm_: if the norm exceeds max_norm (> 0), scale the gradients by
 // max_norm / (norm + 1e-6). Returns the norm before clipping.
-double clip_lora_grad_norm(LoraAdapter& adapter, double max_norm);
-// True when any gradient is NaN or infinite.
-bool lora_grads_finite(const LoraAdapter& adapter);
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm);
 
 }  // namespace deltatune

@@ -29,7 +29,7 @@ StepResult train_step(const Model& model, LoraAdapter& adapter, AdamW& optimizer
     loss_sum += model_loss_backward<T>(model, lora, b, 1.0 / double(r.targets), options.checkpointing, arena).sum;
   }
   r.loss = loss_sum / double(r.targets);
-  r.grad_norm = clip_lora_grad_norm(adapter, options.max_grad_norm);
+  r.grad_norm = clip_grad_norm(lora_params(adapter), options.max_grad_norm);
   r.lr = schedule.lr(step);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     r.skipped = true;

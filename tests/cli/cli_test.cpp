@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing_util::describe;
 using testing_util::fixture_path;
-using testing_util::max_rel_error;
+using testing_util::relative_error;
 
 struct Result {
   int exit_code;
@@ -69,7 +69,7 @@ TEST_F(CliTest, ForwardGivesTransformersLogitsForBothLayouts) {
     const Tensor expected = ref.tensor("pack.logits");
     ASSERT_EQ(logits.dtype, DType::F32);
     ASSERT_EQ(logits.shape_vector(), expected.shape_vector());
-    const auto e = max_rel_error(static_cast<const float*>(logits.data), static_cast<const double*>(expected.data),
+    const auto e = relative_error(static_cast<const float*>(logits.data), static_cast<const double*>(expected.data),
                                  size_t(logits.numel()));
     EXPECT_LE(e.value, 1e-4) << variant << ": " << describe(e);
   }
@@ -91,7 +91,7 @@ TEST_F(CliTest, GradGivesPeftGradients) {
     if (e.name.rfind("grad.", 0) != 0) continue;
     const Tensor got = out.tensor(e.name);
     const Tensor want = ref.tensor(e);
-    const auto err = max_rel_error(static_cast<const float*>(got.data), static_cast<const double*>(want.data),
+    const auto err = relative_error(static_cast<const float*>(got.data), static_cast<const double*>(want.data),
                                    size_t(want.numel()));
     EXPECT_LE(err.value, 1e-6) << e.name << ": " << describe(err);
     ++grads;

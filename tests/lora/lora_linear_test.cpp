@@ -2,7 +2,6 @@
 // dropout) against float64 central finite differences of its forward (tests/fd_gradcheck.h).
 #include <gtest/gtest.h>
 
-#include "fd_gradcheck.h"
 #include "lora/lora_linear.h"
 #include "ops/matmul.h"
 #include "model/presets.h"

@@ -17,7 +17,7 @@ namespace {
 
 using testing_util::describe;
 using testing_util::fixture_path;
-using testing_util::max_rel_error;
+using testing_util::relative_error;
 
 constexpr double kFloat64Tolerance = 1e-9;
 constexpr double kFloat32Tolerance = 1e-4;
@@ -43,7 +43,7 @@ void check_logits(const Model& model, const SafetensorsFile& ref, const std::str
   std::vector<T> logits(size_t(expected.numel()));
   Arena arena;
   model_forward_logits(model, LoraRun{}, batch, logits.data(), arena);
-  const auto err = max_rel_error(logits.data(), static_cast<const double*>(expected.data), logits.size());
+  const auto err = relative_error(logits.data(), static_cast<const double*>(expected.data), logits.size());
   testing_util::report(variant + " " + which + std::string(sizeof(T) == 8 ? " float64" : " float32") + " logits", err.value);
   EXPECT_LE(err.value, tol) << which << " (" << (sizeof(T) == 8 ? "float64" : "float32") << "): " << describe(err);
 }

@@ -17,7 +17,7 @@ namespace {
 
 using testing_util::describe;
 using testing_util::fixture_path;
-using testing_util::max_rel_error;
+using testing_util::relative_error;
 
 std::vector<int64_t> ints(const SafetensorsFile& f, const std::string& name) {
   const Tensor t = f.tensor(name);
@@ -42,7 +42,7 @@ void check(const std::string& variant, double tol, bool checkpointing) {
   std::vector<T> logits(static_cast<size_t>(batch.tokens() * model.config().vocab_size));
   model_forward_logits(model, lora, batch, logits.data(), arena);
   const Tensor ref_logits = ref.tensor("logits");
-  const auto le = max_rel_error(logits.data(), static_cast<const double*>(ref_logits.data), logits.size());
+  const auto le = relative_error(logits.data(), static_cast<const double*>(ref_logits.data), logits.size());
   testing_util::report(variant + " " + mode + " logits with adapter", le.value);
   EXPECT_LE(le.value, tol) << mode << " logits with adapter: " << describe(le);
 
@@ -64,7 +64,7 @@ void check(const std::string& variant, double tol, bool checkpointing) {
       const std::string name = "grad." + LoraAdapter::peft_name(m.name, factor);
       const Tensor r = ref.tensor(name);
       ASSERT_EQ(r.numel(), grad->numel()) << name;
-      const auto e = max_rel_error(grad->template ptr<T>(), static_cast<const double*>(r.data), size_t(r.numel()));
+      const auto e = relative_error(grad->template ptr<T>(), static_cast<const double*>(r.data), size_t(r.numel()));
       worst = std::max(worst, e.value);
       EXPECT_LE(e.value, tol) << mode << " " << name << ": " << describe(e);
       ++checked;

@@ -31,7 +31,7 @@ TEST(Packing, PackEqualsSequencesAlone) {
     std::vector<int64_t> one(ids.begin() + cu[s], ids.begin() + cu[s + 1]);
     std::vector<double> alone(one.size() * size_t(V));
     model_forward_logits(model, LoraRun{}, make_batch(one), alone.data(), arena);
-    const auto err = testing_util::max_rel_error(packed.data() + cu[s] * V, alone.data(), alone.size());
+    const auto err = testing_util::relative_error(packed.data() + cu[s] * V, alone.data(), alone.size());
     EXPECT_LE(err.value, 1e-12) << "sequence " << s << " (length " << lengths[s] << "): "
                                 << testing_util::describe(err);
   }

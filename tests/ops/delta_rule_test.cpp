@@ -25,15 +25,15 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/delta_rule.h"
-#include "ops/gradcheck.h"
+#include "test_util.h"
 
 namespace deltatune {
 namespace {
 
-using gradcheck::finite_difference_check;
-using gradcheck::max_abs;
-using gradcheck::random_normal;
-using gradcheck::relative_error;
+using testing_util::finite_difference_check;
+using testing_util::max_abs;
+using testing_util::random_normal;
+using testing_util::relative_error;
 
 constexpr double kChunkedVsRecurrentTolerance = 1e-10;
 constexpr double kFiniteDifferenceStep = 1e-6;
@@ -178,7 +178,7 @@ Grads<T> run_backward(const Case& c, const std::vector<double>& d_out,
   return r;
 }
 
-std::string describe(const char* what, const gradcheck::RelativeError& e) {
+std::string describe(const char* what, const testing_util::RelativeError& e) {
   char text[200];
   std::snprintf(text, sizeof text, "%s: max rel error %.3e at index %zu: got %.15e, expected %.15e",
                 what, e.value, e.index, e.got, e.want);

@@ -5,7 +5,6 @@
 
 #include <cmath>
 
-#include "fd_gradcheck.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
 #include "test_util.h"

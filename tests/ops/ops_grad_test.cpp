@@ -5,7 +5,6 @@
 
 #include <vector>
 
-#include "fd_gradcheck.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/conv1d.h"

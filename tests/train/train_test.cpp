@@ -102,7 +102,7 @@ TEST(Training, PackedAndUnpackedGiveTheSameAdapter) {
   for (size_t i = 0; i < packed.modules().size(); ++i)
     for (auto [a, b] : {std::pair{&packed.modules()[i].A, &unpacked.modules()[i].A},
                         std::pair{&packed.modules()[i].B, &unpacked.modules()[i].B}}) {
-      const auto e = testing_util::max_rel_error(a->ptr<double>(), b->ptr<double>(), size_t(a->numel()));
+      const auto e = testing_util::relative_error(a->ptr<double>(), b->ptr<double>(), size_t(a->numel()));
       worst = std::max(worst, e.value);
       EXPECT_LE(e.value, 1e-9) << packed.modules()[i].name << ": " << testing_util::describe(e);
     }

@@ -130,18 +130,10 @@ void transpose(int rows, int cols, const T* src, int64_t src_row, T* dst, int64_
     for (int c = 0; c < cols; ++c) dst[c * dst_row + r] = src[r * src_row + c];
 }
 
-// The same checks as the recurrent form (delta_rule_recurrent.cpp), plus the chunk length.
+// The checks of both forms, plus the chunk length.
 void check_chunked_args(const DeltaRuleShape& shape, std::span<const int64_t> cu_seqlens,
                         int chunk) {
-  DT_CHECK(shape.num_k_heads > 0 && shape.num_v_heads > 0 && shape.k_dim > 0 && shape.v_dim > 0,
-           "gated delta rule: heads and head dims must be positive, got Hk=", shape.num_k_heads,
-           " Hv=", shape.num_v_heads, " dk=", shape.k_dim, " dv=", shape.v_dim);
-  DT_CHECK(shape.num_v_heads % shape.num_k_heads == 0, "gated delta rule: Hv=", shape.num_v_heads,
-           " is not a multiple of Hk=", shape.num_k_heads);
-  DT_CHECK(cu_seqlens.size() >= 2 && cu_seqlens.front() == 0 && cu_seqlens.back() == shape.tokens,
-           "gated delta rule: cu_seqlens must run from 0 to tokens=", shape.tokens);
-  for (size_t s = 1; s < cu_seqlens.size(); ++s)
-    DT_CHECK(cu_seqlens[s] >= cu_seqlens[s - 1], "gated delta rule: cu_seqlens decreases at ", s);
+  check_delta_rule_arguments(shape, cu_seqlens);
   DT_CHECK(chunk > 0, "gated delta rule: chunk must be positive, got ", chunk);
 }
 

@@ -30,18 +30,6 @@ inline void axpy(T alpha, const T* x, T* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-void check_delta_rule_args(const DeltaRuleShape& shape, std::span<const int64_t> cu_seqlens) {
-  DT_CHECK(shape.num_k_heads > 0 && shape.num_v_heads > 0 && shape.k_dim > 0 && shape.v_dim > 0,
-           "gated delta rule: heads and head dims must be positive, got Hk=", shape.num_k_heads,
-           " Hv=", shape.num_v_heads, " dk=", shape.k_dim, " dv=", shape.v_dim);
-  DT_CHECK(shape.num_v_heads % shape.num_k_heads == 0, "gated delta rule: Hv=", shape.num_v_heads,
-           " is not a multiple of Hk=", shape.num_k_heads);
-  DT_CHECK(cu_seqlens.size() >= 2 && cu_seqlens.front() == 0 && cu_seqlens.back() == shape.tokens,
-           "gated delta rule: cu_seqlens must run from 0 to tokens=", shape.tokens);
-  for (size_t s = 1; s < cu_seqlens.size(); ++s)
-    DT_CHECK(cu_seqlens[s] >= cu_seqlens[s - 1], "gated delta rule: cu_seqlens decreases at ", s);
-}
-
 // One step of the recurrence on a state S [dk, dv] (row m of S is S + m*dv):
 //   S~ = exp(g) S;  r = v - S~^T k;  u = beta r;  S = S~ + k u^T.
 // Leaves S~^T k in `kv` and u in `u` for the caller.
@@ -57,12 +45,24 @@ inline void recurrent_step(T* S, const T* k, const T* v, T g, T beta, int Dk, in
 
 }  // namespace
 
+void check_delta_rule_arguments(const DeltaRuleShape& shape, std::span<const int64_t> cu_seqlens) {
+  DT_CHECK(shape.num_k_heads > 0 && shape.num_v_heads > 0 && shape.k_dim > 0 && shape.v_dim > 0,
+           "gated delta rule: heads and head dims must be positive, got Hk=", shape.num_k_heads,
+           " Hv=", shape.num_v_heads, " dk=", shape.k_dim, " dv=", shape.v_dim);
+  DT_CHECK(shape.num_v_heads % shape.num_k_heads == 0, "gated delta rule: Hv=", shape.num_v_heads,
+           " is not a multiple of Hk=", shape.num_k_heads);
+  DT_CHECK(cu_seqlens.size() >= 2 && cu_seqlens.front() == 0 && cu_seqlens.back() == shape.tokens,
+           "gated delta rule: cu_seqlens must run from 0 to tokens=", shape.tokens);
+  for (size_t s = 1; s < cu_seqlens.size(); ++s)
+    DT_CHECK(cu_seqlens[s] >= cu_seqlens[s - 1], "gated delta rule: cu_seqlens decreases at ", s);
+}
+
 template <class T>
 void gated_delta_rule_recurrent_forward(const DeltaRuleShape& shape,
                                         std::span<const int64_t> cu_seqlens, const T* q, const T* k,
                                         const T* v, const T* g, const T* beta,
                                         const T* initial_state, T* out, T* final_state) {
-  check_delta_rule_args(shape, cu_seqlens);
+  check_delta_rule_arguments(shape, cu_seqlens);
   const int Hk = shape.num_k_heads, Hv = shape.num_v_heads, Dk = shape.k_dim, Dv = shape.v_dim;
   const int heads_per_key = Hv / Hk;
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
@@ -114,7 +114,7 @@ void gated_delta_rule_recurrent_backward(const DeltaRuleShape& shape,
                                          const T* initial_state, const T* d_out,
                                          const T* d_final_state, T* dq, T* dk, T* dv, T* dg,
                                          T* dbeta, T* d_initial_state) {
-  check_delta_rule_args(shape, cu_seqlens);
+  check_delta_rule_arguments(shape, cu_seqlens);
   const int Hk = shape.num_k_heads, Hv = shape.num_v_heads, Dk = shape.k_dim, Dv = shape.v_dim;
   const int heads_per_key = Hv / Hk;
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
