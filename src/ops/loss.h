@@ -1,11 +1,11 @@
 // Cross-entropy over the vocabulary without the [tokens x vocab] logits ever existing in full.
 //
-// logits = hidden · Wᵀ (W = lm_head [V, D], any float dtype). The vocabulary is walked in panels of
-// `panel_rows` rows of W: the first pass keeps a running max and sum of exponentials per token
-// (online log-sum-exp) and picks out each target's logit; the second pass recomputes each panel's
-// logits, turns them into softmax - onehot(target), scaled by grad_scale, and accumulates
-// d_hidden += d_logits · W_panel. Each panel of W is converted to the compute type once per pass.
-// Peak memory: panel_rows x (D + tokens) values + O(tokens) (docs/performance.md, "Loss memory").
+// logits = hidden · Wᵀ (W = lm_head [V, D], any float dtype). The vocabulary is walked once, in
+// panels of `panel_rows` rows of W, keeping per token a running max, a running sum of exponentials
+// and a running exp-weighted sum of W's rows (online softmax, rescaled when the max grows): at the
+// end they give the loss and d_hidden = softmax · W - W_target without a second pass. Each panel of
+// W is converted to the compute type once and used by one forward and one backward product.
+// Peak memory: panel_rows x (D + tokens) + 2 x tokens x D values (docs/performance.md, "Loss").
 #pragma once
 
 #include <cstdint>

@@ -47,43 +47,54 @@ void causal_conv1d_silu_forward(const T* x, int64_t channels, const T* w, int ke
 }
 
 // dp = dy * silu'(p);  dx[t - (K-1) + j, c] += w[c, j] dp[t, c];  dw[c, j] += dp[t, c] x[t-(K-1)+j, c]
+// First dp for every token (parallel over tokens, channels innermost), then dx gathers the K
+// outputs each input feeds, inside its own sequence; dw (when wanted) is summed per thread.
 template <class T>
 void causal_conv1d_silu_backward(const T* x, int64_t channels, const T* w, int kernel,
                                  std::span<const int64_t> cu_seqlens, const T* dy, T* dx, T* dw,
                                  int64_t ldx) {
   if (ldx < 0) ldx = channels;
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
-  // Channels are independent: parallel over channel blocks, each walks every token.
+  const int64_t tokens = cu_seqlens.back();
+  std::vector<T> dp(static_cast<size_t>(tokens * channels));
+  std::vector<int64_t> start_of(static_cast<size_t>(tokens)), end_of(static_cast<size_t>(tokens));
+  for (int64_t s = 0; s < nseq; ++s)
+    for (int64_t t = cu_seqlens[size_t(s)]; t < cu_seqlens[size_t(s + 1)]; ++t) {
+      start_of[size_t(t)] = cu_seqlens[size_t(s)];
+      end_of[size_t(t)] = cu_seqlens[size_t(s + 1)];
+    }
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tokens; ++t) {
+    T* dpt = dp.data() + t * channels;
+    for (int64_t c = 0; c < channels; ++c) dpt[c] = 0;
+    for (int j = 0; j < kernel; ++j) {
+      const int64_t src = t - (kernel - 1) + j;
+      if (src < start_of[size_t(t)]) continue;
+      const T* xs = x + src * ldx;
+      for (int64_t c = 0; c < channels; ++c) dpt[c] += w[c * kernel + j] * xs[c];
+    }
+    const T* dyt = dy + t * channels;
+    for (int64_t c = 0; c < channels; ++c) dpt[c] = dyt[c] * silu_grad(dpt[c]);
+  }
 #pragma omp parallel
   {
-    std::vector<T> dp;
+    std::vector<T> dw_local(dw ? static_cast<size_t>(channels * kernel) : 0, T(0));
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < channels; ++c) {
-      const T* wc = w + c * kernel;
-      for (int64_t s = 0; s < nseq; ++s) {
-        const int64_t start = cu_seqlens[size_t(s)], end = cu_seqlens[size_t(s + 1)];
-        dp.assign(size_t(end - start), T(0));
-        for (int64_t t = start; t < end; ++t)
-          dp[size_t(t - start)] = dy[t * channels + c] * silu_grad(conv_at(x, ldx, wc, kernel, start, t, c));
-        for (int64_t t = start; t < end; ++t) {
-          T acc = 0;  // dx[t] collects dp[t + (K-1) - j] w[j] for taps inside the sequence
-          for (int j = 0; j < kernel; ++j) {
-            const int64_t out_t = t + (kernel - 1) - j;
-            if (out_t < end) acc += wc[j] * dp[size_t(out_t - start)];
-          }
-          dx[t * ldx + c] = acc;
-        }
-        if (dw) {
-          for (int j = 0; j < kernel; ++j) {
-            T acc = 0;
-            for (int64_t t = start; t < end; ++t) {
-              const int64_t src = t - (kernel - 1) + j;
-              if (src >= start) acc += dp[size_t(t - start)] * x[src * ldx + c];
-            }
-            dw[c * kernel + j] += acc;
-          }
-        }
+    for (int64_t t = 0; t < tokens; ++t) {
+      T* dxt = dx + t * ldx;
+      for (int64_t c = 0; c < channels; ++c) dxt[c] = 0;
+      for (int j = 0; j < kernel; ++j) {
+        const int64_t out_t = t + (kernel - 1) - j;  // the output that reads x[t] through tap j
+        if (out_t >= end_of[size_t(t)]) continue;
+        const T* dpo = dp.data() + out_t * channels;
+        for (int64_t c = 0; c < channels; ++c) dxt[c] += w[c * kernel + j] * dpo[c];
+        if (dw)
+          for (int64_t c = 0; c < channels; ++c) dw_local[size_t(c * kernel + j)] += dpo[c] * x[t * ldx + c];
       }
+    }
+    if (dw) {
+#pragma omp critical
+      for (int64_t i = 0; i < channels * kernel; ++i) dw[i] += dw_local[size_t(i)];
     }
   }
 }

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <vector>
 
 #include "ops/activation.h"
 #include "ops/norm.h"
@@ -34,6 +35,21 @@ void rmsnorm_zero_centred_forward(const T* x, int64_t rows, int64_t dim, const T
   }
 }
 
+// Rows are independent; dw (when wanted) is summed per thread and added once at the end.
+template <class T, class RowFn>
+void backward_rows(int64_t rows, int64_t dim, T* dw, RowFn&& row) {
+#pragma omp parallel
+  {
+    std::vector<double> local(dw ? static_cast<size_t>(dim) : 0, 0.0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r, dw ? local.data() : nullptr);
+    if (dw) {
+#pragma omp critical
+      for (int64_t i = 0; i < dim; ++i) dw[i] += T(local[size_t(i)]);
+    }
+  }
+}
+
 // With xhat = x * rstd and g = dy * (1 + w):  dx = rstd * (g - xhat * mean(g * xhat)),
 // dw += sum over rows of dy * xhat.
 template <class T>
@@ -41,7 +57,7 @@ void rmsnorm_zero_centred_backward(const T* x, int64_t rows, int64_t dim, const 
                                    const T* dy, T* dx, T* dw, int64_t ldx, int64_t ldy) {
   if (ldx < 0) ldx = dim;
   if (ldy < 0) ldy = dim;
-  for (int64_t r = 0; r < rows; ++r) {
+  backward_rows(rows, dim, dw, [&](int64_t r, double* dw_local) {
     const T* xr = x + r * ldx;
     const T* dyr = dy + r * ldy;
     T* dxr = dx + r * ldx;
@@ -52,9 +68,9 @@ void rmsnorm_zero_centred_backward(const T* x, int64_t rows, int64_t dim, const 
     for (int64_t i = 0; i < dim; ++i) {
       const double xhat = double(xr[i]) * rstd;
       dxr[i] = T(rstd * (double(dyr[i]) * (1.0 + double(w[i])) - xhat * mean_gx));
-      if (dw) dw[i] += T(double(dyr[i]) * xhat);
+      if (dw_local) dw_local[i] += double(dyr[i]) * xhat;
     }
-  }
+  });
 }
 
 template <class T>
@@ -74,7 +90,7 @@ void gated_rmsnorm_forward(const T* x, const T* z, int64_t rows, int64_t dim, co
 template <class T>
 void gated_rmsnorm_backward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
                             double eps, const T* dy, T* dx, T* dz, T* dw) {
-  for (int64_t r = 0; r < rows; ++r) {
+  backward_rows(rows, dim, dw, [&](int64_t r, double* dw_local) {
     const T* xr = x + r * dim;
     const T* zr = z + r * dim;
     const T* dyr = dy + r * dim;
@@ -90,9 +106,9 @@ void gated_rmsnorm_backward(const T* x, const T* z, int64_t rows, int64_t dim, c
       const double gate = double(silu(zr[i]));
       dxr[i] = T(rstd * (double(dyr[i]) * double(w[i]) * gate - xhat * mean_gx));
       dzr[i] = T(double(dyr[i]) * xhat * double(w[i]) * double(silu_grad(zr[i])));
-      if (dw) dw[i] += T(double(dyr[i]) * xhat * gate);
+      if (dw_local) dw_local[i] += double(dyr[i]) * xhat * gate;
     }
-  }
+  });
 }
 
 template <class T>
