@@ -16,6 +16,7 @@ Action add_info(CLI::App& app);
 Action add_forward(CLI::App& app);
 Action add_grad(CLI::App& app);
 Action add_train(CLI::App& app);
+Action add_merge(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
 

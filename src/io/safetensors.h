@@ -90,6 +90,8 @@ class TensorStore {
   const std::string& path() const { return path_; }
   // The file that holds `name` (for messages).
   const std::string& file_of(const std::string& name) const;
+  // The files, in shard order (one for an unsharded checkpoint).
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
  private:
   std::string path_;
