@@ -45,9 +45,9 @@ void full_attention_forward(const LayerContext& ctx, const FullAttentionWeights&
   act.lse = ctx.alloc<T>(tokens * H);
   act.gated = ctx.alloc<T>(tokens * q_width);
 
-  lora_linear_forward(x, tokens, w.q_proj, ctx.module(LinearKind::QProj), ctx.lora, act.qg, ctx.arena);
-  lora_linear_forward(x, tokens, w.k_proj, ctx.module(LinearKind::KProj), ctx.lora, act.k_raw, ctx.arena);
-  lora_linear_forward(x, tokens, w.v_proj, ctx.module(LinearKind::VProj), ctx.lora, act.v, ctx.arena);
+  lora_linear_forward(x, tokens, w.q_proj, ctx.lora, ctx.layer, LinearKind::QProj, act.qg, ctx.arena);
+  lora_linear_forward(x, tokens, w.k_proj, ctx.lora, ctx.layer, LinearKind::KProj, act.k_raw, ctx.arena);
+  lora_linear_forward(x, tokens, w.v_proj, ctx.lora, ctx.layer, LinearKind::VProj, act.v, ctx.arena);
   // The query of head h is qg[t, h, 0:hd]: rows of hd with stride 2*hd.
   rmsnorm_zero_centred_forward(act.qg, tokens * H, hd, p.q_norm, c.rms_norm_eps, act.q, 2 * hd, hd);
   rmsnorm_zero_centred_forward(act.k_raw, tokens * Hkv, hd, p.k_norm, c.rms_norm_eps, act.k);
@@ -61,7 +61,7 @@ void full_attention_forward(const LayerContext& ctx, const FullAttentionWeights&
         const T gate = act.qg[(t * H + h) * 2 * hd + hd + i];
         act.gated[t * q_width + h * hd + i] = act.o[t * q_width + h * hd + i] * sigmoid(gate);
       }
-  lora_linear_forward(act.gated, tokens, w.o_proj, ctx.module(LinearKind::OProj), ctx.lora, out, ctx.arena);
+  lora_linear_forward(act.gated, tokens, w.o_proj, ctx.lora, ctx.layer, LinearKind::OProj, out, ctx.arena);
 }
 
 template <class T>
@@ -75,7 +75,7 @@ void full_attention_backward(const LayerContext& ctx, const FullAttentionWeights
   const Arena::Mark mark = ctx.arena.mark();
 
   T* d_gated = ctx.alloc<T>(tokens * q_width);
-  lora_linear_backward(act.gated, tokens, w.o_proj, ctx.module(LinearKind::OProj), ctx.lora, d_out, d_gated,
+  lora_linear_backward(act.gated, tokens, w.o_proj, ctx.lora, ctx.layer, LinearKind::OProj, d_out, d_gated,
                        false, ctx.arena);
   // gated = o * sigmoid(gate): the gate's gradient goes straight into the gate half of d_qg.
   T* d_o = ctx.alloc<T>(tokens * q_width);
@@ -102,9 +102,9 @@ void full_attention_backward(const LayerContext& ctx, const FullAttentionWeights
   T* d_k_raw = ctx.alloc<T>(tokens * kv_width);
   rmsnorm_zero_centred_backward(act.k_raw, tokens * Hkv, hd, p.k_norm, c.rms_norm_eps, d_k, d_k_raw,
                                 static_cast<T*>(nullptr));
-  lora_linear_backward(x, tokens, w.q_proj, ctx.module(LinearKind::QProj), ctx.lora, d_qg, dx, false, ctx.arena);
-  lora_linear_backward(x, tokens, w.k_proj, ctx.module(LinearKind::KProj), ctx.lora, d_k_raw, dx, true, ctx.arena);
-  lora_linear_backward(x, tokens, w.v_proj, ctx.module(LinearKind::VProj), ctx.lora, d_v, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.q_proj, ctx.lora, ctx.layer, LinearKind::QProj, d_qg, dx, false, ctx.arena);
+  lora_linear_backward(x, tokens, w.k_proj, ctx.lora, ctx.layer, LinearKind::KProj, d_k_raw, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.v_proj, ctx.lora, ctx.layer, LinearKind::VProj, d_v, dx, true, ctx.arena);
   ctx.arena.reset(mark);
 }
 

@@ -51,10 +51,10 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   act.core = ctx.alloc<T>(tokens * value_dim);
   act.normed = ctx.alloc<T>(tokens * value_dim);
 
-  lora_linear_forward(x, tokens, w.in_proj_qkv, ctx.module(LinearKind::InProjQkv), ctx.lora, act.qkv, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_z, ctx.module(LinearKind::InProjZ), ctx.lora, act.z, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_b, ctx.module(LinearKind::InProjB), ctx.lora, act.b, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_a, ctx.module(LinearKind::InProjA), ctx.lora, act.a, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_qkv, ctx.lora, ctx.layer, LinearKind::InProjQkv, act.qkv, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_z, ctx.lora, ctx.layer, LinearKind::InProjZ, act.z, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_b, ctx.lora, ctx.layer, LinearKind::InProjB, act.b, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_a, ctx.lora, ctx.layer, LinearKind::InProjA, act.a, ctx.arena);
   DT_PROFILE("gdn_forward_rest");
   causal_conv1d_silu_forward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, act.qkv_conv);
 
@@ -83,7 +83,7 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
                                      static_cast<const T*>(nullptr), act.core, static_cast<T*>(nullptr));
   }
   gated_rmsnorm_forward(act.core, act.z, tokens * Hv, dv, p.norm_weight, c.rms_norm_eps, act.normed);
-  lora_linear_forward(act.normed, tokens, w.out_proj, ctx.module(LinearKind::OutProj), ctx.lora, out, ctx.arena);
+  lora_linear_forward(act.normed, tokens, w.out_proj, ctx.lora, ctx.layer, LinearKind::OutProj, out, ctx.arena);
 }
 
 template <class T>
@@ -99,7 +99,7 @@ void gated_deltanet_backward(const LayerContext& ctx, const LinearAttentionWeigh
 
   // out = normed W_out^T
   T* d_normed = ctx.alloc<T>(tokens * value_dim);
-  lora_linear_backward(act.normed, tokens, w.out_proj, ctx.module(LinearKind::OutProj), ctx.lora, d_out,
+  lora_linear_backward(act.normed, tokens, w.out_proj, ctx.lora, ctx.layer, LinearKind::OutProj, d_out,
                        d_normed, false, ctx.arena);
   // normed = rmsnorm(core) * w * silu(z)
   T* d_core = ctx.alloc<T>(tokens * value_dim);
@@ -148,10 +148,10 @@ void gated_deltanet_backward(const LayerContext& ctx, const LinearAttentionWeigh
   causal_conv1d_silu_backward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, d_qkv_conv,
                               d_qkv, static_cast<T*>(nullptr));
   // The four input projections all read x.
-  lora_linear_backward(x, tokens, w.in_proj_qkv, ctx.module(LinearKind::InProjQkv), ctx.lora, d_qkv, dx, false, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_z, ctx.module(LinearKind::InProjZ), ctx.lora, d_z, dx, true, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_b, ctx.module(LinearKind::InProjB), ctx.lora, d_b, dx, true, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_a, ctx.module(LinearKind::InProjA), ctx.lora, d_a, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_qkv, ctx.lora, ctx.layer, LinearKind::InProjQkv, d_qkv, dx, false, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_z, ctx.lora, ctx.layer, LinearKind::InProjZ, d_z, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_b, ctx.lora, ctx.layer, LinearKind::InProjB, d_b, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_a, ctx.lora, ctx.layer, LinearKind::InProjA, d_a, dx, true, ctx.arena);
   ctx.arena.reset(mark);
 }
 
