@@ -1,10 +1,6 @@
-// Text generation from token ids: the prompt, then one token at a time until a stop token or the
-// length limit, each token streamed to a callback.
-//
-// This first version recomputes the whole sequence for every new token (a forward over prompt +
-// generated so far, the last position's logits taken): exact and simple, quadratic in length. The
-// incremental session (KV cache for attention layers, conv and delta-rule state for the linear
-// layers) replaces it behind the same function.
+// Text generation from token ids: the prompt through an inference session (infer/session.h) in one
+// call, then one token at a time until a stop token or the length limit, each token streamed to a
+// callback.
 #pragma once
 
 #include <cstdint>

@@ -31,7 +31,7 @@ AttentionShape attention_shape(const LayerContext& ctx) {
 template <class T>
 void full_attention_forward(const LayerContext& ctx, const FullAttentionWeights& w,
                             const FullAttentionParams<T>& p, const T* x, T* out,
-                            FullAttentionActivations<T>& act) {
+                            FullAttentionActivations<T>& act, AttentionCache<T>* cache) {
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens;
   const int H = c.num_heads, Hkv = c.num_kv_heads, hd = c.head_dim;
@@ -53,7 +53,21 @@ void full_attention_forward(const LayerContext& ctx, const FullAttentionWeights&
   rmsnorm_zero_centred_forward(act.k_raw, tokens * Hkv, hd, p.k_norm, c.rms_norm_eps, act.k);
   rope_forward(act.q, tokens, H, q_width, hd, *p.rope);
   rope_forward(act.k, tokens, Hkv, kv_width, hd, *p.rope);
-  attention_forward(attention_shape(ctx), ctx.cu_seqlens, act.q, q_width, act.k, act.v, kv_width, act.o, act.lse);
+  if (!cache || cache->length == 0) {
+    attention_forward(attention_shape(ctx), ctx.cu_seqlens, act.q, q_width, act.k, act.v, kv_width, act.o, act.lse);
+  } else {
+    DT_CHECK(ctx.cu_seqlens.size() == 2, "a stateful forward takes one sequence");
+    const size_t n = size_t(tokens * kv_width);
+    cache->k.insert(cache->k.end(), act.k, act.k + n);
+    cache->v.insert(cache->v.end(), act.v, act.v + n);
+    attention_forward_with_past(attention_shape(ctx), cache->length, act.q, q_width, cache->k.data(), cache->v.data(),
+                                kv_width, act.o);
+  }
+  if (cache && cache->length == 0) {
+    cache->k.assign(act.k, act.k + tokens * kv_width);
+    cache->v.assign(act.v, act.v + tokens * kv_width);
+  }
+  if (cache) cache->length += tokens;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tokens; ++t)
     for (int h = 0; h < H; ++h)
@@ -113,7 +127,7 @@ void full_attention_backward(const LayerContext& ctx, const FullAttentionWeights
                                                            const RopeTable<T>&);                      \
   template void full_attention_forward<T>(const LayerContext&, const FullAttentionWeights&,           \
                                           const FullAttentionParams<T>&, const T*, T*,                \
-                                          FullAttentionActivations<T>&);                              \
+                                          FullAttentionActivations<T>&, AttentionCache<T>*);          \
   template void full_attention_backward<T>(const LayerContext&, const FullAttentionWeights&,          \
                                            const FullAttentionParams<T>&, const T*,                   \
                                            const FullAttentionActivations<T>&, const T*, T*);
