@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev
   libopenblas-openmp-dev  # CPU matrix products, OpenMP build (docs/design-notes.md)
   python3 python3-numpy   # test helpers that write inputs and read outputs
+  time                    # peak memory in the benchmarks (GNU time -v)
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
