@@ -9,6 +9,7 @@
 
 #include "core/arena.h"
 #include "core/threads.h"
+#include "data/cache.h"
 #include "data/dataset.h"
 #include "data/encode.h"
 #include "data/packing.h"
@@ -103,10 +104,7 @@ int run_training(const TrainConfig& config) {
   const Model model = Model::load(config.base_model);
   const ModelConfig& mc = model.config();
 
-  std::unique_ptr<SampleEncoder> encoder;
-  for (const DatasetConfig& d : config.datasets)
-    if (!d.type.empty() && !encoder) encoder = make_sample_encoder(config);
-  const TrainingData data = load_training_data(config, encoder.get(), mc.vocab_size);
+  const TrainingData data = prepare_training_data(config, mc.vocab_size);
 
   BatchingOptions batching;
   batching.sequence_len = config.sequence_len;

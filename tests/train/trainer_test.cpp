@@ -112,6 +112,21 @@ TEST_F(TrainerTest, TrainsAndWritesEverything) {
   EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
 }
 
+TEST_F(TrainerTest, TokenizedCacheIsReusedAndMissedWhenDataChanges) {
+  const std::string cfg = write_config("a.yaml", "output_dir: " + path("out") + "\nmax_steps: 1\n");
+  ToolRun r = train(cfg);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("data: prepared and cached in"), std::string::npos) << r.output;
+  r = train(cfg);
+  EXPECT_NE(r.output.find("data: using the prepared cache"), std::string::npos) << r.output;
+  {
+    std::ofstream data(path("data.jsonl"), std::ios::app);
+    data << "{\"input_ids\": [10, 11, 12, 13, 14, 15]}\n";
+  }
+  r = train(cfg);
+  EXPECT_NE(r.output.find("data: prepared and cached in"), std::string::npos) << r.output;
+}
+
 TEST_F(TrainerTest, ResumeIsBitIdentical) {
   // 2N steps straight, against N steps + resume from checkpoint-N + N more.
   const ToolRun straight = train(write_config("a.yaml", "output_dir: " + path("straight") + "\nmax_steps: 8\nsave_steps: 4\n"));
