@@ -1,0 +1,62 @@
+// Runs llama.cpp (the build node-llama-cpp ships, scripts/fetch-llama.sh) on a GGUF model and writes
+// the logits of every position: the "other implementation" of the llama.cpp interop tests.
+//
+//   node tests/llamacpp/llama_logits.mjs NPM_PREFIX JOB.json
+//
+// JOB.json: {"model": "m.gguf", "vocab": 256, "threads": 2,
+//            "runs": [{"tokens": [1, 2, 3], "out": "base.f32",
+//                      "lora": [{"path": "a.gguf", "scale": 1.0}]}],      // lora optional
+//            "tokenize": ["text", ...]}                                  // optional
+// Each run evaluates its tokens as one sequence in a fresh context (with its adapters, if any) and
+// writes the raw logits float32 [tokens, vocab] (little-endian) to `out`. Prints one JSON line:
+// {"llama_cpp": tag, "vocab": n, "tokenize": [[ids...], ...], "chat_template": "..."}.
+//
+// Logits come from LlamaContextSequence.controlledEvaluate with generateNext.logits: the full
+// llama_get_logits_ith row, returned before any sampling (the default sampler is greedy and does
+// not change logits: node-llama-cpp llama/addon/AddonContext.cpp SampleToken).
+import fs from "node:fs";
+import path from "node:path";
+import {pathToFileURL} from "node:url";
+
+const [prefix, jobPath] = process.argv.slice(2);
+const job = JSON.parse(fs.readFileSync(jobPath, "utf8"));
+const lib = path.join(prefix, "node_modules", "node-llama-cpp");
+const {getLlama, LlamaLogLevel} = await import(pathToFileURL(path.join(lib, "dist", "index.js")).href);
+const info = JSON.parse(fs.readFileSync(path.join(lib, "llama", "llama.cpp.info.json"), "utf8"));
+
+const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
+const model = await llama.loadModel({modelPath: job.model, gpuLayers: 0});
+const vocab = job.vocab;
+
+for (const run of job.runs) {
+  const n = run.tokens.length;
+  const context = await model.createContext({
+    contextSize: Math.max(64, n + 1),
+    batchSize: Math.max(64, n),
+    sequences: 1,
+    threads: job.threads ?? 2,
+    // llama.cpp keeps K and V in f16 by default; f32 caches and no flash attention leave only
+    // float32 rounding between its logits and an exact computation.
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+    flashAttention: false,
+    ...(run.lora ? {lora: {adapters: run.lora.map((a) => ({filePath: a.path, scale: a.scale ?? 1}))}} : {}),
+  });
+  const sequence = context.getSequence();
+  const input = run.tokens.map((t) => [t, {generateNext: {logits: true}}]);
+  const outputs = await sequence.controlledEvaluate(input);
+  const logits = new Float32Array(n * vocab);
+  for (let i = 0; i < n; ++i) {
+    const next = outputs[i]?.next?.logits;
+    if (!next || next.size !== vocab) throw new Error(`position ${i}: got ${next?.size} logits, want ${vocab}`);
+    for (const [token, value] of next) logits[i * vocab + token] = value;
+  }
+  fs.writeFileSync(run.out, Buffer.from(logits.buffer));
+  await context.dispose();
+}
+
+const tokenize = (job.tokenize ?? []).map((text) => Array.from(model.tokenize(text, true)));
+const chatTemplate = model.fileInfo.metadata?.tokenizer?.chat_template ?? null;
+console.log(JSON.stringify({llama_cpp: info.tag, vocab, tokenize, chat_template: chatTemplate}));
+await model.dispose();
+await llama.dispose();
