@@ -146,7 +146,8 @@ void write_tensor(GgufWriter& writer, const GgufTensorSpec& spec, GgmlType type,
   std::vector<uint8_t> bytes(size_t(std::min(block_rows, rows) * int64_t(row_bytes)));
   for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
     const int64_t r1 = std::min(rows, r0 + block_rows);
-#pragma omp parallel
+    // Threads only pay off on real matrices; tiny tensors would just wake the pool.
+#pragma omp parallel if ((r1 - r0) * length >= (1 << 16))
     {
       std::vector<double> scratch(static_cast<size_t>(length));
       std::vector<float> row(static_cast<size_t>(length));
