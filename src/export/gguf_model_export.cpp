@@ -182,7 +182,8 @@ void export_gguf_model(const Model& model, const std::string& out_path, const Gg
     GgufWriter writer(out_path, metadata, plans);
     for (size_t i = 0; i < specs.size(); ++i) {
       const LoraModule* lora = nullptr;
-      if (options.adapter && specs[i].linear) lora = options.adapter->find(specs[i].linear->first, specs[i].linear->second);
+      if (options.adapter && specs[i].linear)
+        lora = options.adapter->find(specs[i].linear->first, specs[i].linear->second);
       merged += lora != nullptr;
       const double scaling = options.adapter ? options.adapter->config().scaling() : 0.0;
       with_context(specs[i].name, [&] { write_tensor(writer, specs[i], plans[i].type, lora, scaling); });

@@ -223,7 +223,8 @@ void add_gguf_tokenizer(const std::string& tokenizer_dir, const std::string& con
     m.push_back({"tokenizer.ggml.merges", GgufValue::array(merges)});
 
     const fs::path config_path = dir / "tokenizer_config.json";
-    const json tokenizer_config = fs::is_regular_file(config_path) ? read_json_file(config_path.string()) : json::object();
+    const json tokenizer_config =
+        fs::is_regular_file(config_path) ? read_json_file(config_path.string()) : json::object();
     const json config = read_json_file(config_json);
     SpecialTokens special;
     read_special_tokens(tokenizer_config, added_tokens, config, special);
@@ -234,7 +235,8 @@ void add_gguf_tokenizer(const std::string& tokenizer_dir, const std::string& con
         {"unk", "tokenizer.ggml.unknown_token_id"}, {"sep", "tokenizer.ggml.seperator_token_id"},
         {"pad", "tokenizer.ggml.padding_token_id"}, {"mask", "tokenizer.ggml.mask_token_id"}};
     for (const auto& [type, id] : special.ids)
-      if (const auto k = id_keys.find(type); k != id_keys.end()) m.push_back({k->second, GgufValue::scalar<uint32_t>(id)});
+      if (const auto k = id_keys.find(type); k != id_keys.end())
+        m.push_back({k->second, GgufValue::scalar<uint32_t>(id)});
     for (const auto& [type, add] : special.add_flags)
       if (type == "bos" || type == "eos" || type == "sep")
         m.push_back({"tokenizer.ggml.add_" + type + "_token", GgufValue::scalar<bool>(add)});
