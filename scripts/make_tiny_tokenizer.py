@@ -14,9 +14,10 @@ import json
 import os
 import sys
 
-# Qwen2/Qwen3's pre-tokenizer split pattern (their tokenizer.json).
-SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-         r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Qwen3.5's pre-tokenizer split pattern (its tokenizer.json, as quoted by llama.cpp's
+# src/llama-vocab.cpp for LLAMA_VOCAB_PRE_TYPE_QWEN35, the "qwen35" pre-tokenizer we export).
+SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+         r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("e", "r"), ("Ġ", "a"), ("o", "n"),
           ("r", "e"), ("a", "t")]
 ADDED = [("<think>", False), ("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True)]

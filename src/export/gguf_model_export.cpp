@@ -98,12 +98,15 @@ GgmlType tensor_type(const GgufTensorSpec& s, GgmlType outtype) {
 class RowMaker {
  public:
   RowMaker(const GgufTensorSpec& spec, const LoraModule* lora, double scaling)
-      : spec_(spec), lora_(lora), scaling_(scaling), length_(spec.row_length()) {
-    if (lora_) {
-      DT_CHECK(lora_->A.dtype() == DType::F64, "merging needs the adapter in float64");
-      DT_CHECK(lora_->in == length_ && lora_->out == spec.rows(), spec.name, ": adapter module ", lora_->name,
-               " is [", lora_->out, ", ", lora_->in, "], the weight ", shape_str(spec.source.shape_vector()));
-    }
+      : spec_(spec), scaling_(scaling), length_(spec.row_length()) {
+    if (!lora) return;
+    DT_CHECK(lora->in == length_ && lora->out == spec.rows(), spec.name, ": adapter module ", lora->name, " is [",
+             lora->out, ", ", lora->in, "], the weight ", shape_str(spec.source.shape_vector()));
+    rank_ = lora->A.dim(0);
+    A_.resize(size_t(lora->A.numel()));
+    B_.resize(size_t(lora->B.numel()));
+    convert_to<double>(lora->A.view().data, lora->A.dtype(), A_.data(), A_.size());
+    convert_to<double>(lora->B.view().data, lora->B.dtype(), B_.data(), B_.size());
   }
 
   void make(int64_t r, double* scratch, float* out) const {
@@ -111,15 +114,10 @@ class RowMaker {
     const size_t esize = dtype_size(spec_.source.dtype);
     convert_to<double>(static_cast<const std::byte*>(spec_.source.data) + size_t(src * length_) * esize,
                        spec_.source.dtype, scratch, size_t(length_));
-    if (lora_) {
-      const int64_t rank = lora_->A.dim(0);
-      const double* A = lora_->A.ptr<double>();
-      const double* B = lora_->B.ptr<double>() + src * rank;
-      for (int64_t k = 0; k < rank; ++k) {
-        const double b = scaling_ * B[k];
-        const double* a = A + k * length_;
-        for (int64_t j = 0; j < length_; ++j) scratch[j] += b * a[j];
-      }
+    for (int64_t k = 0; k < rank_; ++k) {  // rank_ = 0 without an adapter
+      const double b = scaling_ * B_[size_t(src * rank_ + k)];
+      const double* a = A_.data() + k * length_;
+      for (int64_t j = 0; j < length_; ++j) scratch[j] += b * a[j];
     }
     for (int64_t c = 0; c < length_; ++c) {
       double v = scratch[spec_.column_order.empty() ? c : spec_.column_order[size_t(c)]];
@@ -131,9 +129,10 @@ class RowMaker {
 
  private:
   const GgufTensorSpec& spec_;
-  const LoraModule* lora_;
   double scaling_;
   int64_t length_;
+  int64_t rank_ = 0;
+  std::vector<double> A_, B_;  // the adapter module's factors, PEFT layout
 };
 
 void write_tensor(GgufWriter& writer, const GgufTensorSpec& spec, GgmlType type, const LoraModule* lora,

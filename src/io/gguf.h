@@ -10,6 +10,8 @@
 //   offset is a multiple of the alignment.
 // Every malformed file is refused with an Error naming the file and the problem, never a crash, and
 // nothing is allocated beyond a small multiple of the file's size.
+// Values: gguf_value.cpp; reading: gguf_read.cpp; writing: gguf_write.cpp; ggml's tensor types and
+// their encodings: ggml_types.h.
 #pragma once
 
 #include <cstddef>
