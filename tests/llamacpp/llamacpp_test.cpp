@@ -275,15 +275,18 @@ TEST_F(LlamaCppTest, LowPrecisionOutTypesStayClose) {
 // The PEFT adapters of the fixtures (every linear layer, GDN in_proj_qkv/z/a/b and out_proj
 // included; rsLoRA in the v2x one) as llama.cpp LoRA adapters over the exported base: llama.cpp
 // gives deltatune's logits with the adapter, the same as the merged export, and the base's again
-// when the adapter is switched off.
+// when the adapter is switched off; bf16 factors load and stay close.
 TEST_F(LlamaCppTest, LoraAdapterGivesPeftLogits) {
   const std::vector<int64_t> tokens = test_tokens();
   const std::vector<std::string> variants = {"causal_tied_f32", "cond_v2x_untied_f32_sharded"};
   std::vector<ModelJob> jobs;
   for (const std::string& v : variants) {
-    const std::string adapter = path(v + ".lora.gguf");
+    const std::string adapter = path(v + ".lora.gguf"), adapter_bf16 = path(v + ".lora.bf16.gguf");
     tool("export-gguf-lora " + fixture_path(v + "/adapter") + " " + adapter + " --base " + fixture_path(v));
-    jobs.push_back({export_model(v), {Run(tokens), Run(tokens, adapter), Run(tokens, adapter, 0.0), Run(tokens)}});
+    tool("export-gguf-lora " + fixture_path(v + "/adapter") + " " + adapter_bf16 + " --base " + fixture_path(v) +
+         " --outtype bf16");
+    jobs.push_back({export_model(v), {Run(tokens), Run(tokens, adapter), Run(tokens, adapter, 0.0), Run(tokens),
+                                      Run(tokens, adapter_bf16)}});
     jobs.push_back({export_model(v, "f32", "--adapter " + fixture_path(v + "/adapter")), {Run(tokens)}});
   }
   const Result r = llama(jobs);
@@ -298,6 +301,10 @@ TEST_F(LlamaCppTest, LoraAdapterGivesPeftLogits) {
     expect_close(base[1], with, tolerance_with, v + " base + LoRA GGUF");
     expect_close(merged[0], with, tolerance_with, v + " merged GGUF");
     expect_close(base[0], without, f32_tolerance(v, tokens, false, without), v + " base GGUF");
+    // bf16 factors (step 2^-8): these random adapters are strong (they move the logits by 1.4-1.7),
+    // and deltatune's own float64 logits move by 0.12 with causal_tied_f32's factors rounded to
+    // bf16; llama.cpp measured 0.12 and 0.096.
+    expect_close(base[4], with, kLowPrecisionAmplification * std::ldexp(1.0, -8), v + " base + bf16 LoRA GGUF");
     // Scale 0 and a context without the adapter are the base again, bit for bit.
     EXPECT_EQ(base[2], base[0]) << v << ": adapter at scale 0";
     EXPECT_EQ(base[3], base[0]) << v << ": adapter switched off";
