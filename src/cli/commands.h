@@ -17,6 +17,8 @@ Action add_forward(CLI::App& app);
 Action add_grad(CLI::App& app);
 Action add_train(CLI::App& app);
 Action add_merge(CLI::App& app);
+Action add_export_gguf(CLI::App& app);
+Action add_export_gguf_lora(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
 
