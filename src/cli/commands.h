@@ -19,6 +19,7 @@ Action add_train(CLI::App& app);
 Action add_merge(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
+Action add_tokenize(CLI::App& app);
 
 int run(int argc, char** argv);
 
