@@ -48,8 +48,8 @@ class AddedTokenMatcher {
   std::vector<std::vector<uint32_t>> by_first_byte_ = std::vector<std::vector<uint32_t>>(256);
 };
 
-// Rust regex's \w and \s (Unicode), as tokenizers' single_word/lstrip/rstrip see them.
+// Rust regex's \w (Unicode), as tokenizers' single_word sees it; its \s is is_white_space
+// (unicode_classes.h).
 bool is_word_char(char32_t c);
-bool is_white_space(char32_t c);
 
 }  // namespace deltatune

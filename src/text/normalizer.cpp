@@ -13,10 +13,37 @@ namespace {
 constexpr char32_t kCodePoints = 0x110000;
 constexpr char32_t kHangulFirst = 0xAC00, kHangulLast = 0xD7A3;
 
-int combining_class(char32_t c) { return utf8proc_get_property(utf8proc_int32_t(c))->combining_class; }
+// tokenizers normalizes with the Unicode 9.0 tables of unicode-normalization-alignments 0.1.12;
+// utf8proc has Unicode 15. The differences that matter to NFC: the combining marks added in
+// Unicode 10 to 15 are plain starters (class 0) to tokenizers, and U+11938 (Dives Akuru, 13.0)
+// neither decomposes nor is composed. Found by comparing the crate's tables with utf8proc's over
+// every code point; nothing else differs (decompositions, compositions, classes).
+constexpr std::pair<char32_t, char32_t> kMarksAfterUnicode9[] = {
+    {0x07FD, 0x07FD},   {0x0898, 0x089F},   {0x08CA, 0x08D3},   {0x09FE, 0x09FE},   {0x0C3C, 0x0C3C},
+    {0x0D3B, 0x0D3C},   {0x0EBA, 0x0EBA},   {0x1715, 0x1715},   {0x1ABF, 0x1ACE},   {0x1DF6, 0x1DFA},
+    {0xA82C, 0xA82C},   {0x10D24, 0x10D27}, {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50},
+    {0x10F82, 0x10F85}, {0x11070, 0x11070}, {0x1133B, 0x1133B}, {0x1145E, 0x1145E}, {0x11839, 0x1183A},
+    {0x1193D, 0x1193E}, {0x11943, 0x11943}, {0x119E0, 0x119E0}, {0x11A34, 0x11A34}, {0x11A47, 0x11A47},
+    {0x11A99, 0x11A99}, {0x11D42, 0x11D42}, {0x11D44, 0x11D45}, {0x11D97, 0x11D97}, {0x11F41, 0x11F42},
+    {0x16FF0, 0x16FF1}, {0x1E08F, 0x1E08F}, {0x1E130, 0x1E136}, {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF},
+    {0x1E4EC, 0x1E4EF}};
+constexpr char32_t kCompositeAfterUnicode9 = 0x11938;
+
+bool mark_after_unicode9(char32_t c) {
+  if (c < 0x07FD) return false;
+  for (const auto& [first, last] : kMarksAfterUnicode9)
+    if (c >= first && c <= last) return true;
+  return false;
+}
+
+int combining_class(char32_t c) {
+  const int cls = utf8proc_get_property(utf8proc_int32_t(c))->combining_class;
+  return cls != 0 && mark_after_unicode9(c) ? 0 : cls;
+}
 
 bool has_canonical_decomposition(char32_t c) {
   if (c >= kHangulFirst && c <= kHangulLast) return true;
+  if (c == kCompositeAfterUnicode9) return false;
   const utf8proc_property_t* p = utf8proc_get_property(utf8proc_int32_t(c));
   return p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0;
 }
@@ -60,10 +87,14 @@ const InertTable& inert_table() {
 }
 
 // The primary composite of a + b, or 0. utf8proc has no pairwise call, so the pair goes through
-// its composition pass, which merges it exactly when the composition table has it.
+// its composition pass. That pass alone also joins pairs NFC must leave apart (the composition
+// exclusions, e.g. U+1D157 U+1D165 -> U+1D15E), so the result is checked against them.
 char32_t compose(char32_t a, char32_t b) {
   utf8proc_int32_t buf[2] = {utf8proc_int32_t(a), utf8proc_int32_t(b)};
-  return utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE) == 1 ? char32_t(buf[0]) : 0;
+  if (utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE) != 1) return 0;
+  const auto r = char32_t(buf[0]);
+  if (utf8proc_get_property(buf[0])->comp_exclusion || r == kCompositeAfterUnicode9) return 0;
+  return r;
 }
 
 struct Input {  // one character of a stretch being normalized

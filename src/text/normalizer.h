@@ -6,9 +6,8 @@
 // replaces one input character; -n: it also absorbs the n input characters after it; +1: it is
 // new) and takes the range of the input character it replaces, or of the previous input
 // character when it is new. So "e" + U+0301 -> "é" maps to the "e" alone, and the combining
-// accent is covered by no token. Characters come from utf8proc (Unicode 15); tokenizers' crate
-// has Unicode 9 tables, so marks and compositions added after 9.0 are the one known difference
-// (docs/design-notes.md, "Tokenizer").
+// accent is covered by no token. Character data comes from utf8proc (Unicode 15), brought back to
+// the Unicode 9.0 that tokenizers' tables have (normalizer.cpp).
 #pragma once
 
 #include <cstdint>

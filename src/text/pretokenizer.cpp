@@ -4,6 +4,8 @@
 #include <pcre2.h>
 
 #include "core/error.h"
+#include "text/qwen_split.h"
+#include "text/unicode_classes.h"
 #include "text/utf8.h"
 
 namespace deltatune {
@@ -17,17 +19,77 @@ struct SplitPattern::Compiled {
   ~Compiled() { pcre2_code_free(code); }
 };
 
-SplitPattern::SplitPattern(const std::string& regex) : regex_(regex), compiled_(std::make_unique<Compiled>()) {
+std::string with_oniguruma_classes(const std::string& regex) {
+  // PCRE2 10.42 has Unicode 14 properties: spell the classes out from our table instead.
+  static const std::string letters = class_body(ranges_of(CharClass::Letter));
+  static const std::string numbers = class_body(ranges_of(CharClass::Number));
+  static const std::string space = class_body(ranges_of(CharClass::Space));
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < regex.size(); ++i) {
+    const char c = regex[i];
+    if (c == '\\' && i + 1 < regex.size()) {
+      const char e = regex[i + 1];
+      const std::string rest = regex.substr(i + 2, 3);
+      const bool negated = e == 'P' || e == 'S';
+      const std::string* body = nullptr;
+      size_t length = 2;
+      if ((e == 'p' || e == 'P') && rest == "{L}") body = &letters, length = 5;
+      else if ((e == 'p' || e == 'P') && rest == "{N}") body = &numbers, length = 5;
+      else if (e == 's' || e == 'S') body = &space;
+      if (body && !(in_class && negated)) {
+        out += in_class ? *body : (negated ? "[^" : "[") + *body + "]";
+        i += length - 1;
+        continue;
+      }
+      if (e == 'Q') {  // \Q...\E is literal text: copy it through
+        const size_t end = regex.find("\\E", i + 2);
+        const size_t stop = end == std::string::npos ? regex.size() : end + 2;
+        out.append(regex, i, stop - i);
+        i = stop - 1;
+        continue;
+      }
+      out += c;
+      out += e;
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal, not the end of the class.
+      if (i + 1 < regex.size() && regex[i + 1] == '^') out += regex[++i];
+      if (i + 1 < regex.size() && regex[i + 1] == ']') out += regex[++i];
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < regex.size() && regex[i + 1] == ':') {  // [:alpha:]
+      const size_t end = regex.find(":]", i + 2);
+      const size_t stop = end == std::string::npos ? regex.size() : end + 2;
+      out.append(regex, i, stop - i);
+      i = stop - 1;
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+SplitPattern::SplitPattern(const std::string& regex, Engine engine)
+    : regex_(regex), compiled_(std::make_unique<Compiled>()) {
+  // Compiled even when matched by hand, so a bad expression fails the same way either way.
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.data()), regex.size(), PCRE2_UTF | PCRE2_UCP,
-                                  &error, &error_offset, nullptr);
+  const std::string rewritten = with_oniguruma_classes(regex);
+  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
+                                  PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
   if (!compiled_->code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof message);
-    fail("regex does not compile at offset ", error_offset, ": ", reinterpret_cast<const char*>(message));
+    fail("regex does not compile: ", reinterpret_cast<const char*>(message), " (regex ", regex, ")");
   }
   compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
+  hand_written_ = engine == Engine::Fastest && regex == kQwenSplitRegex;
 }
 
 SplitPattern::~SplitPattern() = default;
@@ -49,6 +111,10 @@ pcre2_match_data* thread_match_data() {
 }  // namespace
 
 void SplitPattern::split(std::string_view text, std::vector<std::pair<size_t, size_t>>& pieces) const {
+  if (hand_written_) {
+    qwen_split(text, pieces);
+    return;
+  }
   pcre2_match_data* match = thread_match_data();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t at = 0;       // where the next search starts

@@ -70,8 +70,8 @@ class Encoder {
     else t_.normalized_tokens.split(text, sub_pieces_);
     for (const auto& sub : sub_pieces_) {
       if (sub.id >= 0) {
-        const auto [b, e] = original(sub.begin, sub.end);
-        emit(sub.id, b, e);
+        ids_.push_back(sub.id);
+        if (want_offsets) offsets_->push_back(original(sub.begin, sub.end));
         continue;
       }
       pre_tokens_.assign(1, {sub.begin, sub.end});

@@ -27,6 +27,8 @@ class Tokenizer {
  public:
   // A tokenizer.json file, or a folder holding tokenizer.json.
   static Tokenizer load(const std::string& path);
+  // The text of a tokenizer.json; `name` stands for the file in error messages.
+  static Tokenizer from_json(std::string_view json_text, const std::string& name = "tokenizer.json");
 
   std::vector<int32_t> encode(std::string_view text) const;  // added/special tokens recognised
   // Same, plus for each id the byte range [first, second) of `text` it came from (added tokens

@@ -198,7 +198,8 @@ void load_added_tokens(const Node& root, Tokenizer::Impl& t, int32_t model_size)
     token.normalized = entry.at("normalized").boolean();
     token.special = entry.at("special").boolean();
     const Node id = entry.at("id");
-    if (!id.value.is_number_integer()) id.error("expected an integer id, found " + id.value.dump());
+    if (!id.value.is_number_integer() || id.value.get<int64_t>() < 0 || id.value.get<int64_t>() > INT32_MAX)
+      id.error("expected an id in [0, 2^31), found " + id.value.dump());
     token.id = id.value.get<int32_t>();
     if (t.added.count(token.content)) entry.at("content").error("\"" + token.content + "\" is listed twice");
     const auto in_model = t.vocab.find(token.content);
@@ -262,11 +263,24 @@ void build_id_tables(const Node& root, Tokenizer::Impl& t) {
   }
 }
 
-std::shared_ptr<Tokenizer::Impl> load_file(const std::string& file) {
-  const json doc = read_json_file(file);
+void load_fields(const json& doc, Tokenizer::Impl& tok);
+
+std::shared_ptr<Tokenizer::Impl> load_document(const json& doc, const std::string& file) {
   auto t = std::make_shared<Tokenizer::Impl>();
   t->path = file;
-  with_context(file, [&] {
+  // Every field is checked before it is read; a JSON library exception escaping anyway is
+  // still reported as a problem of this file.
+  try {
+    load_fields(doc, *t);
+  } catch (const json::exception& e) {
+    fail(file, ": ", e.what());
+  }
+  return t;
+}
+
+void load_fields(const json& doc, Tokenizer::Impl& tok) {
+  Tokenizer::Impl* t = &tok;
+  with_context(tok.path, [&] {
     const Node root{doc, ""};
     if (!doc.is_object()) root.error("expected a JSON object");
     if (root.has("version") && root.at("version").string() != "1.0")
@@ -285,7 +299,6 @@ std::shared_ptr<Tokenizer::Impl> load_file(const std::string& file) {
     load_added_tokens(root, *t, int32_t(t->vocab.size()));
     build_id_tables(root, *t);
   });
-  return t;
 }
 
 }  // namespace
@@ -293,7 +306,17 @@ std::shared_ptr<Tokenizer::Impl> load_file(const std::string& file) {
 Tokenizer Tokenizer::load(const std::string& path) {
   namespace fs = std::filesystem;
   const std::string file = fs::is_directory(path) ? (fs::path(path) / "tokenizer.json").string() : path;
-  return Tokenizer(load_file(file));
+  return Tokenizer(load_document(read_json_file(file), file));
+}
+
+Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& name) {
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
+    fail(name, ": invalid JSON: ", e.what());
+  }
+  return Tokenizer(load_document(doc, name));
 }
 
 }  // namespace deltatune
