@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target with clang into build-fuzz/ and fuzzes the safetensors header parser
-# for a number of seconds (default 600), in one job. The corpus grows in fuzz-corpus/ (git-ignored),
-# seeded with small valid files from fuzz/make_seeds.py; crashes are saved there too.
-#   scripts/fuzz.sh [seconds] [libFuzzer flags...]
+# Builds a libFuzzer target with clang into build-fuzz/ and fuzzes it for a number of seconds
+# (default 600), in one job. The corpus grows in fuzz-corpus/<target>/ (git-ignored), seeded with
+# small valid inputs; crashes are saved in fuzz-corpus/.
+#   scripts/fuzz.sh [target] [seconds] [libFuzzer flags...]
+# Targets: safetensors_header (the default: the safetensors header parser), tokenizer_json (the
+# tokenizer.json loader), tokenizer_encode (encode on arbitrary bytes with a tiny tokenizer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=safetensors_header
+case "${1:-}" in
+  safetensors_header|tokenizer_json|tokenizer_encode) target="$1"; shift ;;
+esac
 seconds="${1:-600}"
 shift $(( $# > 0 ? 1 : 0 ))
 
 scripts/install-deps.sh --fuzz
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDELTATUNE_FUZZ=ON >/dev/null
-cmake --build build-fuzz --target safetensors_header_fuzz -j "$(nproc)"
+cmake --build build-fuzz --target "${target}_fuzz" -j "$(nproc)"
 
-corpus=fuzz-corpus/safetensors_header
+corpus=fuzz-corpus/$target
 mkdir -p "$corpus"
-python3 fuzz/make_seeds.py "$corpus"
+flags=()
+case "$target" in
+  safetensors_header)
+    python3 fuzz/make_seeds.py "$corpus"
+    flags+=(-dict=fuzz/safetensors.dict) ;;
+  tokenizer_json)
+    cp tests/fixtures/tokenizer/tiny/tokenizer.json "$corpus/seed-tiny.json"
+    flags+=(-dict=fuzz/tokenizer_json.dict -max_len=16384) ;;
+  tokenizer_encode)
+    i=0
+    while IFS= read -r line; do printf '%s' "$line" >"$corpus/seed-$i"; i=$((i + 1)); done \
+      < tests/fixtures/tokenizer/tiny/corpus.jsonl ;;
+esac
 set -x
-build-fuzz/fuzz/safetensors_header_fuzz "$corpus" -dict=fuzz/safetensors.dict \
+"build-fuzz/fuzz/${target}_fuzz" "$corpus" "${flags[@]}" \
   -artifact_prefix=fuzz-corpus/ -max_total_time="$seconds" -print_final_stats=1 "$@"
