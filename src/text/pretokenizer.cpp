@@ -19,11 +19,48 @@ struct SplitPattern::Compiled {
   ~Compiled() { pcre2_code_free(code); }
 };
 
+namespace {
+
+// A class body for PCRE2 that matches exactly the code points of class k. PCRE2 10.42's own
+// properties are Unicode 14: when PCRE2's `property` matches a subset of the class, the body is the
+// property plus the missing ranges (a short list: it keeps PCRE2's fast property test, 10x faster
+// than a class of hundreds of ranges); otherwise the class's ranges spelled out.
+std::string pcre2_class_body(const char* property, CharClass k) {
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(property), PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &error, &offset, nullptr);
+  DT_CHECK(code, "PCRE2 does not compile ", property);
+  const bool jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+  pcre2_match_data* match = pcre2_match_data_create(1, nullptr);
+  std::vector<CodePointRange> missing;
+  bool subset = true;
+  std::string s;
+  for (char32_t c = 0; c < 0x110000 && subset; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    s.clear();
+    utf8::append(s, c);
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+    const bool pcre2_has = (jit ? pcre2_jit_match(code, subject, s.size(), 0, 0, match, nullptr)
+                                : pcre2_match(code, subject, s.size(), 0, 0, match, nullptr)) > 0;
+    const bool ours = char_class(c) == k;
+    if (pcre2_has && !ours) subset = false;
+    if (ours && !pcre2_has) {
+      if (!missing.empty() && missing.back().second + 1 == c) missing.back().second = c;
+      else missing.emplace_back(c, c);
+    }
+  }
+  pcre2_match_data_free(match);
+  pcre2_code_free(code);
+  return subset ? property + class_body(missing) : class_body(ranges_of(k));
+}
+
+}  // namespace
+
 std::string with_oniguruma_classes(const std::string& regex) {
-  // PCRE2 10.42 has Unicode 14 properties: spell the classes out from our table instead.
-  static const std::string letters = class_body(ranges_of(CharClass::Letter));
-  static const std::string numbers = class_body(ranges_of(CharClass::Number));
-  static const std::string space = class_body(ranges_of(CharClass::Space));
+  static const std::string letters = pcre2_class_body("\\p{L}", CharClass::Letter);
+  static const std::string numbers = pcre2_class_body("\\p{N}", CharClass::Number);
+  static const std::string space = pcre2_class_body("\\s", CharClass::Space);
   std::string out;
   bool in_class = false;
   for (size_t i = 0; i < regex.size(); ++i) {
@@ -77,10 +114,12 @@ std::string with_oniguruma_classes(const std::string& regex) {
 
 SplitPattern::SplitPattern(const std::string& regex, Engine engine)
     : regex_(regex), compiled_(std::make_unique<Compiled>()) {
-  // Compiled even when matched by hand, so a bad expression fails the same way either way.
+  // Compiled even when matched by hand (as written: only checked), so a bad expression fails the
+  // same way either way.
+  hand_written_ = engine == Engine::Fastest && regex == kQwenSplitRegex;
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  const std::string rewritten = with_oniguruma_classes(regex);
+  const std::string rewritten = hand_written_ ? regex : with_oniguruma_classes(regex);
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
                                   PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
   if (!compiled_->code) {
@@ -88,8 +127,7 @@ SplitPattern::SplitPattern(const std::string& regex, Engine engine)
     pcre2_get_error_message(error, message, sizeof message);
     fail("regex does not compile: ", reinterpret_cast<const char*>(message), " (regex ", regex, ")");
   }
-  compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
-  hand_written_ = engine == Engine::Fastest && regex == kQwenSplitRegex;
+  compiled_->jit = !hand_written_ && pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 
 SplitPattern::~SplitPattern() = default;
