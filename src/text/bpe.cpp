@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <mutex>
 
 #include "core/error.h"
 #include "text/byte_level.h"

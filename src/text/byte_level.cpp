@@ -26,17 +26,12 @@ const Tables& tables() {
   return t;
 }
 
+// The byte a stand-in character spells, or -1 when c is not one.
+int char_to_byte(char32_t c) { return c < 512 ? tables().to_byte[c] : -1; }
+
 }  // namespace
 
 const std::array<char32_t, 256>& byte_to_char() { return tables().to_char; }
-
-int char_to_byte(char32_t c) { return c < 512 ? tables().to_byte[c] : -1; }
-
-std::string encode(std::string_view bytes) {
-  std::string out;
-  for (unsigned char b : bytes) utf8::append(out, tables().to_char[b]);
-  return out;
-}
 
 bool decode(std::string_view token, std::string& out) {
   const size_t start = out.size();

@@ -15,12 +15,6 @@ namespace deltatune::byte_level {
 // The stand-in character of each byte.
 const std::array<char32_t, 256>& byte_to_char();
 
-// The byte a stand-in character spells, or -1 when c is not one.
-int char_to_byte(char32_t c);
-
-// The vocabulary spelling of raw bytes: "é" (C3 A9) -> "Ã©".
-std::string encode(std::string_view bytes);
-
 // The bytes a vocabulary token spells; false (out untouched) when some character of `token` is
 // not in the alphabet, as for added tokens such as "<|im_start|>" written with other characters.
 bool decode(std::string_view token, std::string& out);

@@ -25,17 +25,28 @@ size_t char_end(std::string_view s, size_t i) {
   return start;
 }
 
+// Working storage of one encode call, kept per thread so that short texts cost no allocation
+// beyond their output.
+struct Scratch {
+  NormalizedText norm;
+  std::vector<AddedTokenMatcher::Piece> pieces, sub_pieces;
+  std::vector<std::pair<size_t, size_t>> pre_tokens, next;
+  std::vector<uint32_t> lengths;
+};
+
 class Encoder {
  public:
-  Encoder(const Tokenizer::Impl& t, std::vector<int32_t>& ids, Offsets* offsets)
-      : t_(t), ids_(ids), offsets_(offsets) {}
+  Encoder(const Tokenizer::Impl& t, std::vector<int32_t>& ids, Offsets* offsets, Scratch& scratch)
+      : t_(t), ids_(ids), offsets_(offsets), norm_(scratch.norm), pieces_(scratch.pieces),
+        sub_pieces_(scratch.sub_pieces), pre_tokens_(scratch.pre_tokens), next_(scratch.next),
+        lengths_(scratch.lengths) {}
 
   // `text` is valid UTF-8; offsets come out relative to it.
   void encode(std::string_view text) {
-    std::vector<AddedTokenMatcher::Piece> pieces;
-    if (t_.raw_tokens.empty()) pieces.push_back({0, text.size(), -1});
-    else t_.raw_tokens.split(text, pieces);
-    for (const auto& piece : pieces) {
+    pieces_.clear();
+    if (t_.raw_tokens.empty()) pieces_.push_back({0, text.size(), -1});
+    else t_.raw_tokens.split(text, pieces_);
+    for (const auto& piece : pieces_) {
       if (piece.id >= 0) {
         emit(piece.id, piece.begin, piece.end);
         continue;
@@ -101,21 +112,23 @@ class Encoder {
   const Tokenizer::Impl& t_;
   std::vector<int32_t>& ids_;
   Offsets* offsets_;
-  // Working storage, reused from segment to segment.
-  NormalizedText norm_;
-  std::vector<AddedTokenMatcher::Piece> sub_pieces_;
-  std::vector<std::pair<size_t, size_t>> pre_tokens_, next_;
-  std::vector<uint32_t> lengths_;
+  NormalizedText& norm_;
+  std::vector<AddedTokenMatcher::Piece>& pieces_;
+  std::vector<AddedTokenMatcher::Piece>& sub_pieces_;
+  std::vector<std::pair<size_t, size_t>>& pre_tokens_;
+  std::vector<std::pair<size_t, size_t>>& next_;
+  std::vector<uint32_t>& lengths_;
 };
 
 void encode_any(const Tokenizer::Impl& t, std::string_view text, std::vector<int32_t>& ids, Offsets* offsets) {
+  thread_local Scratch scratch;
   if (utf8::is_valid(text)) {
-    Encoder(t, ids, offsets).encode(text);
+    Encoder(t, ids, offsets, scratch).encode(text);
     return;
   }
   std::vector<size_t> original;
   const std::string repaired = utf8::replace_invalid(text, offsets ? &original : nullptr);
-  Encoder(t, ids, offsets).encode(repaired);
+  Encoder(t, ids, offsets, scratch).encode(repaired);
   if (offsets)
     for (auto& [b, e] : *offsets) b = original[b], e = original[e];
 }

@@ -142,13 +142,16 @@ void load_model(const Node& m, Tokenizer::Impl& t, std::vector<BpeModel::Merge>&
 
   const Node vocab = m.at("vocab");
   if (!vocab.value.is_object()) vocab.error("expected an object of token: id");
-  std::vector<const std::string*> by_id;
+  // The ids must be 0 .. n-1: tokenizers numbers added tokens from n on (the vocabulary's size),
+  // which only works for a dense vocabulary, and our per-id tables are sized by the highest id.
+  const size_t n = vocab.value.size();
+  std::vector<const std::string*> by_id(n, nullptr);
   for (const auto& [token, id_value] : vocab.value.items()) {
-    if (!id_value.is_number_integer() || id_value.get<int64_t>() < 0 || id_value.get<int64_t>() > INT32_MAX)
-      vocab.at(token).error("expected an id in [0, 2^31), found " + id_value.dump());
+    if (!id_value.is_number_integer() || id_value.get<int64_t>() < 0 || id_value.get<int64_t>() >= int64_t(n))
+      vocab.at(token).error("expected an id in [0, " + std::to_string(n) + ") (the vocabulary's size), found " +
+                            id_value.dump());
     const auto id = id_value.get<int32_t>();
     const auto [it, fresh] = t.vocab.emplace(token, id);
-    if (size_t(id) >= by_id.size()) by_id.resize(size_t(id) + 1, nullptr);
     if (by_id[size_t(id)]) vocab.at(token).error("id " + std::to_string(id) + " is also \"" + *by_id[size_t(id)] + "\"");
     by_id[size_t(id)] = &it->first;
   }
@@ -263,42 +266,38 @@ void build_id_tables(const Node& root, Tokenizer::Impl& t) {
   }
 }
 
-void load_fields(const json& doc, Tokenizer::Impl& tok);
+// Fills `t` from the document, in the order tokenizers applies the parts.
+void load_fields(const json& doc, Tokenizer::Impl& t) {
+  const Node root{doc, ""};
+  if (!doc.is_object()) root.error("expected a JSON object");
+  if (root.has("version") && root.at("version").string() != "1.0")
+    root.at("version").error("unknown version \"" + root.at("version").string() + "\" (tokenizers writes 1.0)");
+  for (const char* key : {"truncation", "padding"})
+    if (root.has(key)) root.at(key).error("unsupported: deltatune does not truncate or pad in the tokenizer");
+  if (!root.has("model")) root.error("missing \"model\"");
+  load_normalizer(root.has("normalizer") ? root.at("normalizer") : Node{json(), "/normalizer"}, t);
+  load_pre_tokenizer(root.has("pre_tokenizer") ? root.at("pre_tokenizer") : Node{json(), "/pre_tokenizer"}, t);
+  load_decoder_and_post_processor(root);
+  std::vector<BpeModel::Merge> merges;
+  bool ignore_merges = false;
+  const Node model = root.at("model");
+  load_model(model, t, merges, ignore_merges);
+  with_context(model.path + "/vocab", [&] { t.bpe = std::make_unique<BpeModel>(t.vocab, merges, ignore_merges); });
+  load_added_tokens(root, t, int32_t(t.vocab.size()));
+  build_id_tables(root, t);
+}
 
 std::shared_ptr<Tokenizer::Impl> load_document(const json& doc, const std::string& file) {
   auto t = std::make_shared<Tokenizer::Impl>();
   t->path = file;
-  // Every field is checked before it is read; a JSON library exception escaping anyway is
-  // still reported as a problem of this file.
+  // Every field is checked before it is read; a JSON library exception escaping anyway is still
+  // reported as a problem of this file.
   try {
-    load_fields(doc, *t);
+    with_context(file, [&] { load_fields(doc, *t); });
   } catch (const json::exception& e) {
     fail(file, ": ", e.what());
   }
   return t;
-}
-
-void load_fields(const json& doc, Tokenizer::Impl& tok) {
-  Tokenizer::Impl* t = &tok;
-  with_context(tok.path, [&] {
-    const Node root{doc, ""};
-    if (!doc.is_object()) root.error("expected a JSON object");
-    if (root.has("version") && root.at("version").string() != "1.0")
-      root.at("version").error("unknown version \"" + root.at("version").string() + "\" (tokenizers writes 1.0)");
-    for (const char* key : {"truncation", "padding"})
-      if (root.has(key)) root.at(key).error("unsupported: deltatune does not truncate or pad in the tokenizer");
-    if (!root.has("model")) root.error("missing \"model\"");
-    load_normalizer(root.has("normalizer") ? root.at("normalizer") : Node{json(), "/normalizer"}, *t);
-    load_pre_tokenizer(root.has("pre_tokenizer") ? root.at("pre_tokenizer") : Node{json(), "/pre_tokenizer"}, *t);
-    load_decoder_and_post_processor(root);
-    std::vector<BpeModel::Merge> merges;
-    bool ignore_merges = false;
-    const Node model = root.at("model");
-    load_model(model, *t, merges, ignore_merges);
-    with_context(model.path + "/vocab", [&] { t->bpe = std::make_unique<BpeModel>(t->vocab, merges, ignore_merges); });
-    load_added_tokens(root, *t, int32_t(t->vocab.size()));
-    build_id_tables(root, *t);
-  });
 }
 
 }  // namespace

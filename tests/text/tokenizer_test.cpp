@@ -285,6 +285,16 @@ TEST_F(TokenizerFileErrors, BadMerges) {
   expect_error(j, {"/model/merges/1", "\"zz\" is not in the vocabulary"});
 }
 
+// Found by the fuzzer: an id far past the vocabulary's size made per-id tables of gigabytes.
+TEST_F(TokenizerFileErrors, VocabularyIdsAreDense) {
+  json j = base_;
+  j["model"]["vocab"]["ab"] = 200000000;
+  expect_error(j, {"/model/vocab/ab", "200000000"});
+  j = base_;
+  j["model"]["vocab"]["ab"] = 0;
+  expect_error(j, {"/model/vocab/", "id 0 is also"});
+}
+
 TEST_F(TokenizerFileErrors, BadRegex) {
   json j = base_;
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(\\p{L}+";
