@@ -9,6 +9,7 @@ packages=(
   g++ make cmake git ca-certificates
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev
   libopenblas-openmp-dev  # CPU matrix products, OpenMP build (docs/design-notes.md)
+  pkg-config libpcre2-dev libutf8proc-dev  # the tokenizer: split expressions, NFC
   python3                 # test data generators
   time                    # peak memory in the benchmarks (GNU time -v)
 )

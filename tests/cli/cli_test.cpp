@@ -13,6 +13,7 @@
 
 #include "io/safetensors.h"
 #include "lora/adapter.h"
+#include "text/tokenizer.h"
 #include "test_util.h"
 
 namespace deltatune {
@@ -129,6 +130,34 @@ TEST_F(CliTest, BadInputsFailWithAClearMessage) {
   r = run_tool("info " + path("nothing-here"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("nothing-here"), std::string::npos) << r.output;
+}
+
+// deltatune tokenize: one JSON array of ids a line, the library's ids; --jsonl reads JSON strings,
+// so a text may hold newlines.
+TEST_F(CliTest, TokenizePrintsTheIdsOfEachLine) {
+  const std::string tokenizer = fixture_path("tokenizer/tiny");
+  const Tokenizer t = Tokenizer::load(tokenizer);
+  auto ids_line = [&](const std::string& text) {
+    std::string s = "[";
+    for (int32_t id : t.encode(text)) s += (s.size() > 1 ? ", " : "") + std::to_string(id);
+    return s + "]\n";
+  };
+  std::ofstream(path("plain.txt")) << "the word is cafe\xCC\x81\n<s>a  [LS] b\n";
+  Result r = run_tool("tokenize " + tokenizer + " --file " + path("plain.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, ids_line("the word is cafe\xCC\x81") + ids_line("<s>a  [LS] b"));
+  r = run_tool("tokenize " + tokenizer + " < " + path("plain.txt"));
+  EXPECT_EQ(r.output, ids_line("the word is cafe\xCC\x81") + ids_line("<s>a  [LS] b"));
+
+  std::ofstream(path("texts.jsonl")) << "\"the\\nword\"\n\"\"\n";
+  r = run_tool("tokenize " + tokenizer + " --jsonl --file " + path("texts.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, ids_line("the\nword") + "[]\n");
+
+  std::ofstream(path("bad.jsonl")) << "\"fine\"\nnot json\n";
+  r = run_tool("tokenize " + tokenizer + " --jsonl --file " + path("bad.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("bad.jsonl:2: not JSON"), std::string::npos) << r.output;
 }
 
 }  // namespace
