@@ -22,6 +22,7 @@ Action add_export_gguf_lora(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
 Action add_tokenize(CLI::App& app);
+Action add_init(CLI::App& app);
 
 int run(int argc, char** argv);
 
