@@ -40,19 +40,33 @@ class DeviceBuffer {
   size_t size() const { return count_; }
   size_t bytes() const { return count_ * sizeof(T); }
 
+  // upload and download are blocking for the whole device, like fill_bytes: cudaMemcpy from
+  // pageable memory may return before its DMA lands, and it is not ordered with work on
+  // non-blocking streams. For setup and tests, not for hot loops.
   void upload(const std::vector<T>& host) {
     DT_CHECK(host.size() == count_, "DeviceBuffer::upload: ", host.size(), " elements into ",
              count_);
-    if (count_) DT_CUDA(cudaMemcpy(data_, host.data(), bytes(), cudaMemcpyHostToDevice));
+    if (!count_) return;
+    DT_CUDA(cudaDeviceSynchronize());
+    DT_CUDA(cudaMemcpy(data_, host.data(), bytes(), cudaMemcpyHostToDevice));
+    DT_CUDA(cudaDeviceSynchronize());
   }
   std::vector<T> download() const {
     std::vector<T> host(count_);
-    if (count_) DT_CUDA(cudaMemcpy(host.data(), data_, bytes(), cudaMemcpyDeviceToHost));
+    if (!count_) return host;
+    DT_CUDA(cudaDeviceSynchronize());
+    DT_CUDA(cudaMemcpy(host.data(), data_, bytes(), cudaMemcpyDeviceToHost));
     return host;
   }
   // Sets every byte to `byte` (tests poison outputs with it to prove every element is written).
+  // Blocking: waits for all work on the device before and after. cudaMemset runs on the legacy
+  // default stream, which does not wait for non-blocking streams (Stream below) nor they for it:
+  // a poisoning memset once overlapped a forward pass and wrote NaN into its workspace.
   void fill_bytes(int byte) {
-    if (count_) DT_CUDA(cudaMemset(data_, byte, bytes()));
+    if (!count_) return;
+    DT_CUDA(cudaDeviceSynchronize());
+    DT_CUDA(cudaMemset(data_, byte, bytes()));
+    DT_CUDA(cudaDeviceSynchronize());
   }
 
  private:
