@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 "$build"/bench/delta_rule_cuda_bench 4096 16 16 128 20
 "$build"/bench/delta_rule_cuda_bench 4096 16 32 128 20
+# Where the time goes: each kernel's GPU time, summed over 3 forward + backward calls.
+DELTATUNE_PROFILE=1 "$build"/bench/delta_rule_cuda_bench 4096 16 16 128 2 1 16
 if python3 -c "import fla" 2>/dev/null; then
   python3 scripts/bench_fla_delta_rule.py 4096 16 128
 else

@@ -4,8 +4,10 @@
 // allocation this program makes), the figure torch.cuda.max_memory_allocated gives for a peer.
 //
 //   delta_rule_cuda_bench [tokens=4096] [key_heads=16] [value_heads=16] [head_dim=128] [reps=20]
-//                         [warmup=5]
-// prints one line per state-column block (16 and 32) of the sequential kernels.
+//                         [warmup=5] [value_block=0: both 16 and 32]
+// prints one line per state-column block (16 and 32) of the sequential kernels. With
+// DELTATUNE_PROFILE=1 each kernel's GPU time is printed at exit (the calls then wait for each
+// kernel: time the totals without it).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   const int D = argc > 4 ? std::atoi(argv[4]) : 128;
   const int reps = argc > 5 ? std::atoi(argv[5]) : 20;
   const int warmup = argc > 6 ? std::atoi(argv[6]) : 5;
+  const int only_value_block = argc > 7 ? std::atoi(argv[7]) : 0;
   try {
     cuda::require_device();
     cudaDeviceProp prop{};
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
     DT_CUDA(cudaEventCreate(&mid));
     DT_CUDA(cudaEventCreate(&stop));
     for (int value_block : {16, 32}) {
+      if (only_value_block && value_block != only_value_block) continue;
       DeltaRuleCudaPlan plan(shape, cu, delta_rule_cuda_chunk<bf16>());
       plan.value_block = value_block;
       DeviceBuffer<char> workspace(

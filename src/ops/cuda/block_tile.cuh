@@ -106,18 +106,19 @@ DT_HD void store_split(T* hi, T* lo, int64_t at, float x) {
 // A.hi B.hi + A.lo B.hi + A.hi B.lo (A.lo B.lo is below float rounding).
 // T = bf16 on the GPU: tensor cores (wmma 16×16×16, float accumulation), one warp per 16×16 tile
 // of C. Otherwise (float tiles, or the host emulation): one thread per element of C, float FMAs.
-// The same tile (element) of C always goes to the same warp (thread).
+// Tile t of C goes to warp (first_warp + t) mod warps: two small independent products in one
+// phase run side by side when the second starts where the first's tiles end.
 template <bool TransA, bool TransB, class T>
 DT_HD void block_matmul(const Block& b, int M, int N, int K, Operand<T> A, Operand<T> B, float* C,
-                        int ldc, bool accumulate) {
+                        int ldc, bool accumulate, int first_warp = 0) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<T, bf16>) {
     using namespace nvcuda;
     using LayoutA = std::conditional_t<TransA, wmma::col_major, wmma::row_major>;
     using LayoutB = std::conditional_t<TransB, wmma::col_major, wmma::row_major>;
-    const int warp = b.thread / 32, warps = b.threads / 32;
+    const int warps = b.threads / 32, warp = b.thread / 32;
     const int tiles_n = N / 16, tiles = (M / 16) * tiles_n;
-    for (int t = warp; t < tiles; t += warps) {
+    for (int t = ((warp - first_warp) % warps + warps) % warps; t < tiles; t += warps) {
       const int m0 = (t / tiles_n) * 16, n0 = (t % tiles_n) * 16;
       float* Ct = C + m0 * ldc + n0;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
@@ -151,7 +152,8 @@ DT_HD void block_matmul(const Block& b, int M, int N, int K, Operand<T> A, Opera
     auto value = [](const Operand<T>& X, int at) {
       return to_float(X.hi[at]) + (X.lo ? to_float(X.lo[at]) : 0.0f);
     };
-    for (int e = b.thread; e < M * N; e += b.threads) {
+    const int first = ((b.thread - 32 * first_warp) % b.threads + b.threads) % b.threads;
+    for (int e = first; e < M * N; e += b.threads) {
       const int m = e / N, n = e % N;
       float acc = accumulate ? C[m * ldc + n] : 0.0f;
       for (int k = 0; k < K; ++k)

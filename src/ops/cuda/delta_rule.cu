@@ -12,12 +12,13 @@
 //                                  stacked product, then S ← a_last S + Kᵀ diag(b) V'. The
 //                                  output is written on the way: no per-chunk state is stored.
 //   backward  PrepBody<bwd>        as above, plus T and Pᵀ dO (the part of dV' known up front)
-//             RecurrenceBody<bwd>  recomputes and stores every chunk's entry state S and V'
-//             ReverseBody          sequential in reverse: dV' and the state gradient dS
+//             RecurrenceBody<bwd>  recomputes and stores every chunk's entry state S and V',
+//             + ReverseBody        and, in the same launch beside it (the two are independent),
+//                                  sequential in reverse: dV' and the state gradient dS
 //             ChunkGradBody        parallel: dq, dk, dv, dβ, dg of each (chunk, value head) in one
 //                                  kernel (FLA: dv_local, dqkwg, wy_bwd, two adds, a cumsum)
 //             ReduceHeadsBody      only when Hv > Hk: dq, dk summed over value heads
-// 2 launches forward and 4 (5 with Hv > Hk) backward. Every matrix product runs on the tensor
+// 2 launches forward and 3 (4 with Hv > Hk) backward. Every matrix product runs on the tensor
 // cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); the recurrent state, Γ,
 // the decays, A, T and every gradient accumulation stay float; the sequential kernels keep their
 // slice of the state in shared memory across the whole sequence. Exponents are ≤ 0 everywhere:
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "core/profile.h"
 #include "ops/cuda/delta_rule_backward.cuh"
 #include "ops/delta_rule_cuda.h"
 
@@ -81,8 +83,25 @@ struct Runner {
     }();
     DT_CHECK(smem_bytes <= size_t(limit), name, ": needs ", smem_bytes,
              " bytes of shared memory per block, this GPU allows ", limit);
+    // DELTATUNE_PROFILE=1: each kernel's GPU time (events around it, then a wait: slows the
+    // calls down, never on by default), summed per kernel and printed at exit.
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (profiling_enabled()) {
+      DT_CUDA(cudaEventCreate(&start));
+      DT_CUDA(cudaEventCreate(&stop));
+      DT_CUDA(cudaEventRecord(start, stream));
+    }
     run_blocks<Body><<<grid, kThreads, smem_bytes, stream>>>(body);
     DT_CUDA_LAUNCHED(name);
+    if (start) {
+      DT_CUDA(cudaEventRecord(stop, stream));
+      DT_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      profile_add(name, ms * 1e-3);
+      DT_CUDA(cudaEventDestroy(start));
+      DT_CUDA(cudaEventDestroy(stop));
+    }
   }
 };
 
@@ -175,13 +194,12 @@ void run_backward(const Runner& run, const Dims& d, const Table& tab, int bv, co
       dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
   auto sequential = [&](auto bv_tag) {
     constexpr int BV = decltype(bv_tag)::value;
-    using Rec = cuda::RecurrenceBody<T, BV, true>;
-    using Rev = cuda::ReverseBody<T, BV>;
-    const dim3 grid(d.num_sequences, d.Hv, d.DV / BV);
-    run("gated delta rule: recurrence (backward recompute)",
-        Rec{d, tab, k, initial_state, nullptr, nullptr, ws}, grid, Rec::smem_bytes(d));
-    run("gated delta rule: reverse recurrence",
-        Rev{d, tab, q, k, d_out, d_final_state, d_initial_state, ws}, grid, Rev::smem_bytes(d));
+    using Both = cuda::BothRecurrencesBody<T, BV>;
+    const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
+                    {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
+                    d.DV / BV};
+    run("gated delta rule: recurrences (forward recompute + reverse)", both,
+        dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
   };
   if (bv == 32)
     sequential(std::integral_constant<int, 32>{});

@@ -2,6 +2,8 @@
 // the equations are derived in ops/cpu/delta_rule_chunked.cpp, "Backward of one chunk"):
 //   ReverseBody      one block per (sequence, value head, BV columns), the chunks in reverse: the
 //                    gradient of the state, and dV' of every chunk.
+//   BothRecurrencesBody  the backward's recomputing forward recurrence and ReverseBody in one
+//                    launch, side by side (they are independent).
 //   ChunkGradBody    one block per (chunk, value head), all in parallel: every other gradient.
 //   ReduceHeadsBody  sums dq, dk over the value heads that share a key head (Hv > Hk only).
 #pragma once
@@ -123,6 +125,29 @@ struct ReverseBody {
         if (m < d.dk && v0 + c < d.dv)
           d_initial_state[pair * state + int64_t(m) * d.dv + v0 + c] = s.dS[m * ldS + c];
       }
+  }
+};
+
+// The backward's two sequential passes in one launch. The forward recomputation (entry states
+// and V') and the reverse pass (dS and dV') read only what PrepBody wrote, never each other's
+// output, so their blocks run side by side, two per SM: z < value_blocks runs the forward
+// recurrence, the rest the reverse one.
+template <class T, int BV>
+struct BothRecurrencesBody {
+  RecurrenceBody<T, BV, true> forward;
+  ReverseBody<T, BV> reverse;
+  int value_blocks;
+
+  static size_t smem_bytes(const Dims& d) {
+    const size_t f = RecurrenceBody<T, BV, true>::smem_bytes(d);
+    const size_t r = ReverseBody<T, BV>::smem_bytes(d);
+    return f > r ? f : r;
+  }
+  DT_HD void operator()(const Block& blk, int seq, int h, int z, char* smem) const {
+    if (z < value_blocks)
+      forward(blk, seq, h, z, smem);
+    else
+      reverse(blk, seq, h, z - value_blocks, smem);
   }
 };
 

@@ -253,11 +253,12 @@ struct RecurrenceBody {
       async_wait();
       blk.sync();
 
+      // W S and Q̃ S side by side: the second product starts on the warp after the first's tiles.
       const Operand<T> S = split(s.S_op, s.S_lo, ldSo);
       block_matmul<false, false>(blk, C, BV, DK, exact(s.W, ldk), S, s.F, ldS, false);
       if (!kStore)
         block_matmul<false, false>(blk, C, BV, DK, split(s.Qt, s.Qt_lo, ldk), S, s.F + C * ldS,
-                                   ldS, false);
+                                   ldS, false, (C / 16) * (BV / 16));
       blk.sync();
       const float a_last = expf(s.gamma[n - 1]);
       for (int e = blk.thread; e < C * BV; e += blk.threads) {
