@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "ops/delta_rule.h"
 #include "test_util.h"
@@ -129,14 +130,15 @@ inline DeltaRuleResult delta_rule_reference(const DeltaRuleCase& c) {
 }
 
 inline std::string describe_case(const DeltaRuleCase& c, const char* type) {
-  std::string s = std::string(type) + " Hk=" + std::to_string(c.shape.num_k_heads) +
-                  " Hv=" + std::to_string(c.shape.num_v_heads) +
-                  " dk=" + std::to_string(c.shape.k_dim) + " dv=" + std::to_string(c.shape.v_dim) +
-                  " cu_seqlens={";
-  for (size_t i = 0; i < c.cu_seqlens.size(); ++i)
-    s += (i ? "," : "") + std::to_string(c.cu_seqlens[i]);
-  return s + "} initial_state=" + (c.initial_state.empty() ? "no" : "yes") +
-         " d_final_state=" + (c.d_final_state.empty() ? "no" : "yes");
+  std::string cu;
+  for (size_t i = 0; i < c.cu_seqlens.size(); ++i) {
+    if (i) cu += ',';
+    cu += std::to_string(c.cu_seqlens[i]);
+  }
+  return str_cat(type, " Hk=", c.shape.num_k_heads, " Hv=", c.shape.num_v_heads,
+                 " dk=", c.shape.k_dim, " dv=", c.shape.v_dim, " cu_seqlens={", cu,
+                 "} initial_state=", c.initial_state.empty() ? "no" : "yes",
+                 " d_final_state=", c.d_final_state.empty() ? "no" : "yes");
 }
 
 // The worst relative error (max |got − want| / max |want|) of each output over a test, printed at

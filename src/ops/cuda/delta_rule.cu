@@ -8,9 +8,10 @@
 //                                  16×16 blocks, W, U, and the output's chunk-local parts
 //                                  Q̃ = diag(a) Q − P W and O_local = P U
 //             RecurrenceBody<fwd>  sequential over chunks, parallel over (sequence, value head,
-//                                  state columns): V' = U − W S and O = O_local + Q̃ S in one
-//                                  stacked product, then S ← a_last S + Kᵀ diag(b) V'. The
-//                                  output is written on the way: no per-chunk state is stored.
+//                                  state columns): V' = U − W S and O = O_local + Q̃ S (two
+//                                  products side by side on different warps), then
+//                                  S ← a_last S + Kᵀ diag(b) V'. The output is written on the
+//                                  way: no per-chunk state is stored.
 //   backward  PrepBody<bwd>        as above, plus T and Pᵀ dO (the part of dV' known up front)
 //             RecurrenceBody<bwd>  recomputes and stores every chunk's entry state S and V',
 //             + ReverseBody        and, in the same launch beside it (the two are independent),
@@ -19,10 +20,12 @@
 //                                  kernel (FLA: dv_local, dqkwg, wy_bwd, two adds, a cumsum)
 //             ReduceHeadsBody      only when Hv > Hk: dq, dk summed over value heads
 // 2 launches forward and 3 (4 with Hv > Hk) backward. Every matrix product runs on the tensor
-// cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); the recurrent state, Γ,
-// the decays, A, T and every gradient accumulation stay float; the sequential kernels keep their
-// slice of the state in shared memory across the whole sequence. Exponents are ≤ 0 everywhere:
-// exp(Γ_i − Γ_j) with i ≥ j, exp(Γ_i), exp(Γ_last − Γ_i).
+// cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
+// them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
+// inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
+// stay float; the sequential kernels keep their slice of the state in shared memory across the
+// whole sequence. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j, exp(Γ_i),
+// exp(Γ_last − Γ_i).
 #include <omp.h>
 
 #include <algorithm>
@@ -125,8 +128,8 @@ void check_cuda_arguments(const DeltaRuleShape& shape, std::span<const int64_t> 
   DT_CHECK(shape.k_dim <= kDeltaRuleCudaMaxHeadDim && shape.v_dim <= kDeltaRuleCudaMaxHeadDim,
            "gated delta rule (CUDA): head dims up to ", kDeltaRuleCudaMaxHeadDim, ", got dk=",
            shape.k_dim, " dv=", shape.v_dim);
-  DT_CHECK(shape.tokens < (int64_t(1) << 31) && cu_seqlens.size() <= 65536,
-           "gated delta rule (CUDA): at most 2^31 tokens and 65535 sequences per call");
+  DT_CHECK(shape.tokens < (int64_t(1) << 31) && shape.num_v_heads <= 65535,
+           "gated delta rule (CUDA): at most 2^31 - 1 tokens and 65535 value heads per call");
 }
 
 // t0 [chunks] | len [chunks] | first chunk of each sequence [sequences + 1].
