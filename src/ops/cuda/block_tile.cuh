@@ -1,0 +1,239 @@
+// Block-level pieces of the CUDA kernels: who runs a block's code, tiles in shared memory, copies
+// between global memory and tiles, and the tile product that runs on the tensor cores.
+//
+// Every kernel body is written as block-strided loops over elements, separated by block.sync().
+// Compiled for the GPU, a body runs with blockDim.x threads. Compiled for the host, the same body
+// runs with one thread per block and sync() does nothing: the emulation the CPU tests use
+// (tests/cuda_emulated), so CI, which has nvcc but no GPU, checks every kernel's indexing and
+// equations. What only the GPU can check (tests/cuda): the tensor-core product, the asynchronous
+// copies and races between threads.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if defined(__CUDA_ARCH__)
+#include <mma.h>
+#endif
+
+#define DT_HD __host__ __device__ inline
+
+namespace deltatune::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// The threads running one block's body: thread in [0, threads).
+struct Block {
+  int thread = 0, threads = 1;
+  DT_HD void sync() const {
+#if defined(__CUDA_ARCH__)
+    __syncthreads();
+#endif
+  }
+};
+
+DT_HD float to_float(float x) { return x; }
+DT_HD float to_float(bf16 x) { return __bfloat162float(x); }
+template <class T>
+DT_HD T from_float(float x);
+template <>
+DT_HD float from_float<float>(float x) {
+  return x;
+}
+template <>
+DT_HD bf16 from_float<bf16>(float x) {  // round to nearest even
+  return __float2bfloat16(x);
+}
+
+// Row padding of tiles in shared memory: one 16-byte access width, so that consecutive rows start
+// in different banks (HOPPER.md, "Banks"); it also keeps every leading dimension a multiple of 8
+// elements (bf16) or 4 (float), as the tensor-core loads require.
+template <class T>
+constexpr int kPad = int(16 / sizeof(T));
+
+constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// Hands out 128-byte aligned pieces of a block's shared memory. Run over a null base it only
+// counts, so each kernel's layout is written once and gives its own size.
+struct SmemCarver {
+  char* base;
+  size_t used = 0;
+  template <class T>
+  DT_HD T* take(int64_t count) {
+    used = (used + 127) / 128 * 128;
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += size_t(count) * sizeof(T);
+    return p;
+  }
+};
+
+// A matrix operand in shared memory, row-major with leading dimension ld: hi, and optionally lo,
+// the rounding error of hi (x = hi + lo to about 16 bits of mantissa where x was a float). lo is
+// null where hi is exact: an input that is bf16 already, or any float tile.
+template <class T>
+struct Operand {
+  const T* hi;
+  const T* lo;
+  int ld;
+};
+template <class T>
+DT_HD Operand<T> exact(const T* p, int ld) {
+  return {p, nullptr, ld};
+}
+template <class T>
+DT_HD Operand<T> split(const T* hi, const T* lo, int ld) {
+  return {hi, lo, ld};
+}
+
+// Splits only pay for bf16: a float tile is its own exact value.
+template <class T>
+constexpr bool kSplit = std::is_same_v<T, bf16>;
+
+// Stores x as hi (rounded to T) and, where lo is given, lo = x − hi rounded to T.
+template <class T>
+DT_HD void store_split(T* hi, T* lo, int64_t at, float x) {
+  const T h = from_float<T>(x);
+  hi[at] = h;
+  if (lo) lo[at] = from_float<T>(x - to_float(h));
+}
+
+// C (+)= A·B for tiles in shared memory: A is M×K, B is K×N, C is M×N float (row-major, ldc).
+// A is read from its row-major storage or, when TransA, from the row-major storage of Aᵀ (K×M);
+// B likewise. M, N and K are multiples of 16. With split operands the product is
+// A.hi B.hi + A.lo B.hi + A.hi B.lo (A.lo B.lo is below float rounding).
+// T = bf16 on the GPU: tensor cores (wmma 16×16×16, float accumulation), one warp per 16×16 tile
+// of C. Otherwise (float tiles, or the host emulation): one thread per element of C, float FMAs.
+// Tile t of C goes to warp (first_warp + t) mod warps: two small independent products in one
+// phase run side by side when the second starts where the first's tiles end.
+template <bool TransA, bool TransB, class T>
+DT_HD void block_matmul(const Block& b, int M, int N, int K, Operand<T> A, Operand<T> B, float* C,
+                        int ldc, bool accumulate, int first_warp = 0) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, bf16>) {
+    using namespace nvcuda;
+    using LayoutA = std::conditional_t<TransA, wmma::col_major, wmma::row_major>;
+    using LayoutB = std::conditional_t<TransB, wmma::col_major, wmma::row_major>;
+    const int warps = b.threads / 32, warp = b.thread / 32;
+    const int tiles_n = N / 16, tiles = (M / 16) * tiles_n;
+    for (int t = ((warp - first_warp) % warps + warps) % warps; t < tiles; t += warps) {
+      const int m0 = (t / tiles_n) * 16, n0 = (t % tiles_n) * 16;
+      float* Ct = C + m0 * ldc + n0;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+      if (accumulate)
+        wmma::load_matrix_sync(c, Ct, ldc, wmma::mem_row_major);
+      else
+        wmma::fill_fragment(c, 0.0f);
+      for (int k0 = 0; k0 < K; k0 += 16) {
+        const int a_at = TransA ? k0 * A.ld + m0 : m0 * A.ld + k0;
+        const int b_at = TransB ? n0 * B.ld + k0 : k0 * B.ld + n0;
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, LayoutA> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bb;
+        wmma::load_matrix_sync(a, A.hi + a_at, A.ld);
+        wmma::load_matrix_sync(bb, B.hi + b_at, B.ld);
+        wmma::mma_sync(c, a, bb, c);
+        if (B.lo) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bl;
+          wmma::load_matrix_sync(bl, B.lo + b_at, B.ld);
+          wmma::mma_sync(c, a, bl, c);
+        }
+        if (A.lo) {
+          wmma::load_matrix_sync(a, A.lo + a_at, A.ld);
+          wmma::mma_sync(c, a, bb, c);
+        }
+      }
+      wmma::store_matrix_sync(Ct, c, ldc, wmma::mem_row_major);
+    }
+  } else
+#endif
+  {
+    auto value = [](const Operand<T>& X, int at) {
+      return to_float(X.hi[at]) + (X.lo ? to_float(X.lo[at]) : 0.0f);
+    };
+    const int first = ((b.thread - 32 * first_warp) % b.threads + b.threads) % b.threads;
+    for (int e = first; e < M * N; e += b.threads) {
+      const int m = e / N, n = e % N;
+      float acc = accumulate ? C[m * ldc + n] : 0.0f;
+      for (int k = 0; k < K; ++k)
+        acc += value(A, TransA ? k * A.ld + m : m * A.ld + k) *
+               value(B, TransB ? n * B.ld + k : k * B.ld + n);
+      C[m * ldc + n] = acc;
+    }
+  }
+}
+
+// dst [R × Cn] (leading dimension ld) = src[r * stride + c] converted to T for r < rows and
+// c < cols, zero elsewhere: the padding that makes every product's sizes multiples of 16.
+// On the GPU, 16-byte loads, several in flight per thread, when the rows allow them.
+template <class T, class S>
+DT_HD void load_tile(const Block& b, T* dst, int ld, int R, int Cn, const S* src, int64_t stride,
+                     int rows, int cols) {
+#if defined(__CUDA_ARCH__)
+  constexpr int V = int(16 / sizeof(S));
+  if (Cn % V == 0 && cols % V == 0 && stride % V == 0 &&
+      (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    constexpr int kBatch = 4;
+    const int per_row = Cn / V, total = R * per_row;
+    for (int e0 = b.thread; e0 < total; e0 += kBatch * b.threads) {
+      uint4 x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int e = e0 + u * b.threads, r = e / per_row, c = (e % per_row) * V;
+        x[u] = (e < total && r < rows && c < cols)
+                   ? *reinterpret_cast<const uint4*>(src + r * stride + c)
+                   : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int e = e0 + u * b.threads, r = e / per_row, c = (e % per_row) * V;
+        if (e < total) {
+          const S* xs = reinterpret_cast<const S*>(&x[u]);
+#pragma unroll
+          for (int i = 0; i < V; ++i) dst[r * ld + c + i] = from_float<T>(to_float(xs[i]));
+        }
+      }
+    }
+    return;
+  }
+#endif
+  for (int e = b.thread; e < R * Cn; e += b.threads) {
+    const int r = e / Cn, c = e % Cn;
+    dst[r * ld + c] = from_float<T>(r < rows && c < cols ? to_float(src[r * stride + c]) : 0.0f);
+  }
+}
+
+// The same copy without conversion, as asynchronous 16-byte copies (cp.async, sm_80 and later)
+// that bypass registers; complete after async_wait() and a block.sync(). Falls back to load_tile
+// when rows are not whole 16-byte vectors.
+template <class T>
+DT_HD void copy_tile_async(const Block& b, T* dst, int ld, int R, int Cn, const T* src,
+                           int64_t stride, int rows, int cols) {
+#if defined(__CUDA_ARCH__)
+  constexpr int V = kPad<T>;
+  if (Cn % V == 0 && cols % V == 0 && stride % V == 0 && ld % V == 0 &&
+      (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    const int per_row = Cn / V;
+    for (int e = b.thread; e < R * per_row; e += b.threads) {
+      const int r = e / per_row, c = (e % per_row) * V;
+      const bool valid = r < rows && c < cols;
+      const size_t from = __cvta_generic_to_global(valid ? src + r * stride + c : src);
+      const unsigned to = unsigned(__cvta_generic_to_shared(dst + r * ld + c));
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(from),
+                   "r"(valid ? 16 : 0)
+                   : "memory");
+    }
+    return;
+  }
+#endif
+  load_tile(b, dst, ld, R, Cn, src, stride, rows, cols);
+}
+
+DT_HD void async_wait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+}  // namespace deltatune::cuda

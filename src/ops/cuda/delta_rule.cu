@@ -1,0 +1,345 @@
+// The chunked gated delta rule on the GPU (ops/delta_rule_cuda.h): the plan, the order of the
+// kernels, and their launch (or, for the tests, their emulation on the host).
+//
+// Design. flash-linear-attention's chunk_gated_delta_rule (the reference decomposition) runs 4
+// kernels forward (cumsum, kkt+solve+w/u, state recurrence storing every chunk's state, output)
+// and about 10 backward. Here:
+//   forward   PrepBody<fwd>        parallel over (chunk, value head): Γ, A, T = (I + A)^-1 by
+//                                  16×16 blocks, W, U, and the output's chunk-local parts
+//                                  Q̃ = diag(a) Q − P W and O_local = P U
+//             RecurrenceBody<fwd>  sequential over chunks, parallel over (sequence, value head,
+//                                  state columns): V' = U − W S and O = O_local + Q̃ S (two
+//                                  products side by side on different warps), then
+//                                  S ← a_last S + Kᵀ diag(b) V'. The output is written on the
+//                                  way: no per-chunk state is stored.
+//   backward  PrepBody<bwd>        as above, plus T and Pᵀ dO (the part of dV' known up front)
+//             RecurrenceBody<bwd>  recomputes and stores every chunk's entry state S and V',
+//             + ReverseBody        and, in the same launch beside it (the two are independent),
+//                                  sequential in reverse: dV' and the state gradient dS
+//             ChunkGradBody        parallel: dq, dk, dv, dβ, dg of each (chunk, value head) in one
+//                                  kernel (FLA: dv_local, dqkwg, wy_bwd, two adds, a cumsum)
+//             ReduceHeadsBody      only when Hv > Hk: dq, dk summed over value heads
+// 2 launches forward and 3 (4 with Hv > Hk) backward. Every matrix product runs on the tensor
+// cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
+// them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
+// inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
+// stay float; the sequential kernels keep their slice of the state in shared memory across the
+// whole sequence. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j, exp(Γ_i),
+// exp(Γ_last − Γ_i).
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/cuda/cuda_check.h"
+#include "core/profile.h"
+#include "ops/cuda/delta_rule_backward.cuh"
+#include "ops/delta_rule_cuda.h"
+
+namespace deltatune {
+
+namespace {
+
+using cuda::Block;
+using cuda::Dims;
+using cuda::kChunk;
+using cuda::kThreads;
+using cuda::Table;
+using cuda::Workspace;
+
+template <class Body>
+__global__ void __launch_bounds__(kThreads) run_blocks(Body body) {
+  extern __shared__ __align__(128) char smem[];
+  body(Block{int(threadIdx.x), int(blockDim.x)}, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z),
+       smem);
+}
+
+// Runs a kernel body over a grid: launched on the GPU, or emulated on the host (one thread per
+// block, blocks spread over OpenMP threads: blocks of one launch never depend on each other).
+struct Runner {
+  bool emulate = false;
+  cudaStream_t stream = nullptr;
+
+  template <class Body>
+  void operator()(const char* name, const Body& body, dim3 grid, size_t smem_bytes) const {
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+    if (emulate) {
+      const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+#pragma omp parallel
+      {
+        std::vector<char> smem(smem_bytes + 128);
+        char* base = smem.data() + (128 - reinterpret_cast<uintptr_t>(smem.data()) % 128) % 128;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < blocks; ++b)
+          body(Block{0, 1}, int(b % grid.x), int(b / grid.x % grid.y), int(b / grid.x / grid.y),
+               base);
+      }
+      return;
+    }
+    static const int limit = [] {
+      int device = 0, bytes = 0;
+      DT_CUDA(cudaGetDevice(&device));
+      DT_CUDA(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+      DT_CUDA(cudaFuncSetAttribute(run_blocks<Body>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   bytes));
+      return bytes;
+    }();
+    DT_CHECK(smem_bytes <= size_t(limit), name, ": needs ", smem_bytes,
+             " bytes of shared memory per block, this GPU allows ", limit);
+    // DELTATUNE_PROFILE=1: each kernel's GPU time (events around it, then a wait: slows the
+    // calls down, never on by default), summed per kernel and printed at exit.
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (profiling_enabled()) {
+      DT_CUDA(cudaEventCreate(&start));
+      DT_CUDA(cudaEventCreate(&stop));
+      DT_CUDA(cudaEventRecord(start, stream));
+    }
+    run_blocks<Body><<<grid, kThreads, smem_bytes, stream>>>(body);
+    DT_CUDA_LAUNCHED(name);
+    if (start) {
+      DT_CUDA(cudaEventRecord(stop, stream));
+      DT_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      profile_add(name, ms * 1e-3);
+      DT_CUDA(cudaEventDestroy(start));
+      DT_CUDA(cudaEventDestroy(stop));
+    }
+  }
+};
+
+Dims make_dims(const DeltaRuleShape& shape, int64_t num_chunks, int64_t num_sequences) {
+  Dims d;
+  d.Hk = shape.num_k_heads;
+  d.Hv = shape.num_v_heads;
+  d.dk = shape.k_dim;
+  d.dv = shape.v_dim;
+  d.DK = cuda::round_up(d.dk, 16);
+  d.DV = cuda::round_up(d.dv, 16);
+  d.heads_per_key = d.Hv / d.Hk;
+  d.tokens = shape.tokens;
+  d.num_chunks = int(num_chunks);
+  d.num_sequences = int(num_sequences);
+  return d;
+}
+
+void check_cuda_arguments(const DeltaRuleShape& shape, std::span<const int64_t> cu_seqlens) {
+  check_delta_rule_arguments(shape, cu_seqlens);
+  DT_CHECK(shape.k_dim <= kDeltaRuleCudaMaxHeadDim && shape.v_dim <= kDeltaRuleCudaMaxHeadDim,
+           "gated delta rule (CUDA): head dims up to ", kDeltaRuleCudaMaxHeadDim, ", got dk=",
+           shape.k_dim, " dv=", shape.v_dim);
+  DT_CHECK(shape.tokens < (int64_t(1) << 31) && shape.num_v_heads <= 65535,
+           "gated delta rule (CUDA): at most 2^31 - 1 tokens and 65535 value heads per call");
+}
+
+// t0 [chunks] | len [chunks] | first chunk of each sequence [sequences + 1].
+std::vector<int32_t> build_chunk_table(std::span<const int64_t> cu_seqlens, int chunk,
+                                       int64_t* num_chunks) {
+  std::vector<int32_t> t0, len, first;
+  for (size_t s = 0; s + 1 < cu_seqlens.size(); ++s) {
+    first.push_back(int32_t(t0.size()));
+    for (int64_t t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t += chunk) {
+      t0.push_back(int32_t(t));
+      len.push_back(int32_t(std::min<int64_t>(chunk, cu_seqlens[s + 1] - t)));
+    }
+  }
+  first.push_back(int32_t(t0.size()));
+  *num_chunks = int64_t(t0.size());
+  std::vector<int32_t> table = t0;
+  table.insert(table.end(), len.begin(), len.end());
+  table.insert(table.end(), first.begin(), first.end());
+  return table;
+}
+
+Table table_of(const int32_t* table, int64_t num_chunks) {
+  return {table, table + num_chunks, table + 2 * num_chunks};
+}
+
+// State columns per block of the sequential kernels: 16 gives twice the blocks of 32 (the
+// sequential kernels have only sequences × Hv × DV/BV blocks to spread over the GPU).
+int value_block(const Dims& d, int requested) {
+  if (requested == 32 && d.DV % 32 == 0) return 32;
+  return 16;
+}
+
+template <class T>
+void run_forward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
+                 const T* k, const T* v, const float* g, const float* beta,
+                 const float* initial_state, T* out, float* final_state, char* workspace) {
+  size_t bytes = 0;
+  const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, false, workspace, &bytes);
+  using Prep = cuda::PrepBody<T, false>;
+  run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
+      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  auto recur = [&](auto bv_tag) {
+    constexpr int BV = decltype(bv_tag)::value;
+    using Rec = cuda::RecurrenceBody<T, BV, false>;
+    run("gated delta rule: recurrence (forward)",
+        Rec{d, tab, k, initial_state, out, final_state, ws}, dim3(d.num_sequences, d.Hv, d.DV / BV),
+        Rec::smem_bytes(d));
+  };
+  if (bv == 32)
+    recur(std::integral_constant<int, 32>{});
+  else
+    recur(std::integral_constant<int, 16>{});
+}
+
+template <class T>
+void run_backward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
+                  const T* k, const T* v, const float* g, const float* beta,
+                  const float* initial_state, const T* d_out, const float* d_final_state, T* dq,
+                  T* dk, T* dv, float* dg, float* dbeta, float* d_initial_state,
+                  char* workspace) {
+  size_t bytes = 0;
+  const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, true, workspace, &bytes);
+  using Prep = cuda::PrepBody<T, true>;
+  run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
+      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  auto sequential = [&](auto bv_tag) {
+    constexpr int BV = decltype(bv_tag)::value;
+    using Both = cuda::BothRecurrencesBody<T, BV>;
+    const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
+                    {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
+                    d.DV / BV};
+    run("gated delta rule: recurrences (forward recompute + reverse)", both,
+        dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
+  };
+  if (bv == 32)
+    sequential(std::integral_constant<int, 32>{});
+  else
+    sequential(std::integral_constant<int, 16>{});
+  using Grad = cuda::ChunkGradBody<T>;
+  run("gated delta rule: chunk gradients",
+      Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
+      Grad::smem_bytes(d));
+  if (d.heads_per_key > 1) {
+    using Reduce = cuda::ReduceHeadsBody<T>;
+    const int64_t total = d.tokens * d.Hk * d.dk;
+    run("gated delta rule: dq, dk over value heads", Reduce{d, ws.dqk_heads, dq, dk},
+        dim3(unsigned((total + Reduce::kPerBlock - 1) / Reduce::kPerBlock)), 0);
+  }
+}
+
+template <class T>
+void check_plan(const DeltaRuleCudaPlan& plan) {
+  DT_CHECK(plan.chunk() == kChunk<T>, "gated delta rule (CUDA): plan made for chunks of ",
+           plan.chunk(), " tokens, but this element type uses ", kChunk<T>);
+}
+
+}  // namespace
+
+DeltaRuleCudaPlan::DeltaRuleCudaPlan(const DeltaRuleShape& shape,
+                                     std::span<const int64_t> cu_seqlens, int chunk)
+    : shape_(shape), chunk_(chunk), num_sequences_(int64_t(cu_seqlens.size()) - 1) {
+  check_cuda_arguments(shape, cu_seqlens);
+  DT_CHECK(chunk == kChunk<cuda::bf16> || chunk == kChunk<float>,
+           "gated delta rule (CUDA): chunk must be delta_rule_cuda_chunk<T>(), got ", chunk);
+  cuda::require_device();
+  table_ = build_chunk_table(cu_seqlens, chunk, &num_chunks_);
+  device_table_ = cuda::DeviceBuffer<int32_t>(table_);
+}
+
+size_t DeltaRuleCudaPlan::forward_workspace_bytes() const {
+  size_t bytes = 0;
+  const Dims d = make_dims(shape_, num_chunks_, num_sequences_);
+  if (chunk_ == kChunk<float>)
+    cuda::carve_workspace<float>(d, chunk_, false, nullptr, &bytes);
+  else
+    cuda::carve_workspace<cuda::bf16>(d, chunk_, false, nullptr, &bytes);
+  return bytes;
+}
+
+size_t DeltaRuleCudaPlan::backward_workspace_bytes() const {
+  size_t bytes = 0;
+  const Dims d = make_dims(shape_, num_chunks_, num_sequences_);
+  if (chunk_ == kChunk<float>)
+    cuda::carve_workspace<float>(d, chunk_, true, nullptr, &bytes);
+  else
+    cuda::carve_workspace<cuda::bf16>(d, chunk_, true, nullptr, &bytes);
+  return bytes;
+}
+
+template <class T>
+void gated_delta_rule_cuda_forward(const DeltaRuleCudaPlan& plan, const T* q, const T* k,
+                                   const T* v, const float* g, const float* beta,
+                                   const float* initial_state, T* out, float* final_state,
+                                   void* workspace, cudaStream_t stream) {
+  check_plan<T>(plan);
+  const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
+  run_forward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
+                 value_block(d, plan.value_block), q, k, v, g, beta, initial_state, out,
+                 final_state, static_cast<char*>(workspace));
+}
+
+template <class T>
+void gated_delta_rule_cuda_backward(const DeltaRuleCudaPlan& plan, const T* q, const T* k,
+                                    const T* v, const float* g, const float* beta,
+                                    const float* initial_state, const T* d_out,
+                                    const float* d_final_state, T* dq, T* dk, T* dv, float* dg,
+                                    float* dbeta, float* d_initial_state, void* workspace,
+                                    cudaStream_t stream) {
+  check_plan<T>(plan);
+  const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
+  run_backward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
+                  value_block(d, plan.value_block), q, k, v, g, beta, initial_state, d_out,
+                  d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
+                  static_cast<char*>(workspace));
+}
+
+template <class T>
+void gated_delta_rule_cuda_emulated_forward(const DeltaRuleShape& shape,
+                                            std::span<const int64_t> cu_seqlens, const T* q,
+                                            const T* k, const T* v, const float* g,
+                                            const float* beta, const float* initial_state, T* out,
+                                            float* final_state) {
+  check_cuda_arguments(shape, cu_seqlens);
+  int64_t num_chunks = 0;
+  const auto table = build_chunk_table(cu_seqlens, kChunk<T>, &num_chunks);
+  const Dims d = make_dims(shape, num_chunks, int64_t(cu_seqlens.size()) - 1);
+  size_t bytes = 0;
+  cuda::carve_workspace<T>(d, kChunk<T>, false, nullptr, &bytes);
+  std::vector<char> workspace(bytes);
+  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
+                 g, beta, initial_state, out, final_state, workspace.data());
+}
+
+template <class T>
+void gated_delta_rule_cuda_emulated_backward(const DeltaRuleShape& shape,
+                                             std::span<const int64_t> cu_seqlens, const T* q,
+                                             const T* k, const T* v, const float* g,
+                                             const float* beta, const float* initial_state,
+                                             const T* d_out, const float* d_final_state, T* dq,
+                                             T* dk, T* dv, float* dg, float* dbeta,
+                                             float* d_initial_state) {
+  check_cuda_arguments(shape, cu_seqlens);
+  int64_t num_chunks = 0;
+  const auto table = build_chunk_table(cu_seqlens, kChunk<T>, &num_chunks);
+  const Dims d = make_dims(shape, num_chunks, int64_t(cu_seqlens.size()) - 1);
+  size_t bytes = 0;
+  cuda::carve_workspace<T>(d, kChunk<T>, true, nullptr, &bytes);
+  std::vector<char> workspace(bytes);
+  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
+                  g, beta, initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta,
+                  d_initial_state, workspace.data());
+}
+
+#define DT_INSTANTIATE(T)                                                                       \
+  template void gated_delta_rule_cuda_forward<T>(const DeltaRuleCudaPlan&, const T*, const T*,  \
+                                                 const T*, const float*, const float*,          \
+                                                 const float*, T*, float*, void*, cudaStream_t); \
+  template void gated_delta_rule_cuda_backward<T>(                                             \
+      const DeltaRuleCudaPlan&, const T*, const T*, const T*, const float*, const float*,       \
+      const float*, const T*, const float*, T*, T*, T*, float*, float*, float*, void*,          \
+      cudaStream_t);                                                                            \
+  template void gated_delta_rule_cuda_emulated_forward<T>(                                      \
+      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*,            \
+      const float*, const float*, const float*, T*, float*);                                    \
+  template void gated_delta_rule_cuda_emulated_backward<T>(                                     \
+      const DeltaRuleShape&, std::span<const int64_t>, const T*, const T*, const T*,            \
+      const float*, const float*, const float*, const T*, const float*, T*, T*, T*, float*,     \
+      float*, float*);
+DT_INSTANTIATE(float)
+DT_INSTANTIATE(__nv_bfloat16)
+#undef DT_INSTANTIATE
+
+}  // namespace deltatune

@@ -1,0 +1,469 @@
+// The gated delta rule's backward kernels (ops/cuda/delta_rule.cu says how they fit together;
+// the equations are derived in ops/cpu/delta_rule_chunked.cpp, "Backward of one chunk"):
+//   ReverseBody      one block per (sequence, value head, BV columns), the chunks in reverse: the
+//                    gradient of the state, and dV' of every chunk.
+//   BothRecurrencesBody  the backward's recomputing forward recurrence and ReverseBody in one
+//                    launch, side by side (they are independent).
+//   ChunkGradBody    one block per (chunk, value head), all in parallel: every other gradient.
+//   ReduceHeadsBody  sums dq, dk over the value heads that share a key head (Hv > Hk only).
+#pragma once
+
+#include "ops/cuda/delta_rule_forward.cuh"
+
+namespace deltatune::cuda {
+
+// One block per (sequence, value head, BV columns of dS), chunks from the last to the first. With
+// dS the gradient of the state leaving the chunk (d_final_state, or zero, after the last one):
+//   dV' = Pᵀ dO + diag(b) K dS               (Pᵀ dO from PrepBody: dV_local)
+//   dS ← a_last dS + Qᵀ (diag(a) dO) − Wᵀ dV'   (the gradient of the state entering the chunk)
+// Stores dS (leaving) and dV' of every chunk for ChunkGradBody. Tensor cores: K dS, Qᵀ diag(a) dO
+// and Wᵀ dV', with dS, diag(a) dO and dV' as bf16 hi + lo (dS stays float in shared memory):
+// rounding dV' to bf16 alone gave dβ 2e-2 relative error on long, fast-forgetting sequences.
+template <class T, int BV>
+struct ReverseBody {
+  static constexpr int C = kChunk<T>;
+  Dims d;
+  Table tab;
+  const T *q, *k, *d_out;
+  const float* d_final_state;
+  float* d_initial_state;
+  Workspace<T> ws;
+
+  struct Smem {
+    float *dS, *F, *dV_local, *gamma;
+    T *dS_op, *dS_lo, *K, *Q, *W, *dO, *dOa, *dOa_lo, *dV_neg, *dV_neg_lo;
+  };
+  DT_HD static Smem carve(SmemCarver& c, const Dims& d) {
+    const int ldk = d.DK + kPad<T>, ldS = BV + 4, ldSo = BV + kPad<T>;
+    const int lo = kSplit<T> ? 1 : 0;
+    Smem s;
+    s.dS = c.take<float>(d.DK * ldS);
+    s.F = c.take<float>(C * ldS);
+    s.dV_local = c.take<float>(C * ldS);
+    s.gamma = c.take<float>(C);
+    s.dS_op = c.take<T>(d.DK * ldSo);
+    s.dS_lo = lo ? c.take<T>(d.DK * ldSo) : nullptr;
+    s.K = c.take<T>(C * ldk);
+    s.Q = c.take<T>(C * ldk);
+    s.W = c.take<T>(C * ldk);
+    s.dO = c.take<T>(C * ldSo);
+    s.dOa = c.take<T>(C * ldSo);
+    s.dOa_lo = lo ? c.take<T>(C * ldSo) : nullptr;
+    s.dV_neg = c.take<T>(C * ldSo);
+    s.dV_neg_lo = lo ? c.take<T>(C * ldSo) : nullptr;
+    return s;
+  }
+  static size_t smem_bytes(const Dims& d) {
+    SmemCarver c{nullptr};
+    carve(c, d);
+    return c.used;
+  }
+
+  DT_HD void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
+    SmemCarver carver{smem};
+    const Smem s = carve(carver, d);
+    const int DK = d.DK, DV = d.DV, ldk = DK + kPad<T>, ldS = BV + 4, ldSo = BV + kPad<T>;
+    const int v0 = vb * BV, kh = h / d.heads_per_key;
+    const int64_t pair = int64_t(seq) * d.Hv + h, state = int64_t(d.dk) * d.dv;
+    const int64_t qk_row = int64_t(d.Hk) * d.dk, v_row = int64_t(d.Hv) * d.dv;
+
+    for (int e = blk.thread; e < DK * BV; e += blk.threads) {
+      const int m = e / BV, c = e % BV;
+      s.dS[m * ldS + c] = d_final_state && m < d.dk && v0 + c < d.dv
+                              ? d_final_state[pair * state + int64_t(m) * d.dv + v0 + c]
+                              : 0.0f;
+    }
+    blk.sync();
+    for (int c = tab.first[seq + 1] - 1; c >= tab.first[seq]; --c) {
+      const int t0 = tab.t0[c], n = tab.len[c];
+      const int64_t ch = int64_t(c) * d.Hv + h;
+      const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk;
+      copy_tile_async(blk, s.K, ldk, C, DK, k + qk_at, qk_row, n, d.dk);
+      copy_tile_async(blk, s.Q, ldk, C, DK, q + qk_at, qk_row, n, d.dk);
+      copy_tile_async(blk, s.W, ldk, C, DK, ws.W + ch * C * DK, DK, C, DK);
+      copy_tile_async(blk, s.dO, ldSo, C, BV, d_out + (int64_t(t0) * d.Hv + h) * d.dv + v0, v_row,
+                      n, d.dv - v0 < BV ? d.dv - v0 : BV);
+      copy_tile_async(blk, s.dV_local, ldS, C, BV, ws.dV_local + ch * C * DV + v0, DV, C, BV);
+      for (int i = blk.thread; i < C; i += blk.threads) s.gamma[i] = ws.gamma[ch * C + i];
+      for (int e = blk.thread; e < DK * BV; e += blk.threads) {
+        const int m = e / BV, col = e % BV;
+        const float x = s.dS[m * ldS + col];
+        store_split(s.dS_op, s.dS_lo, m * ldSo + col, x);
+        ws.d_states[ch * DK * DV + int64_t(m) * DV + v0 + col] = x;
+      }
+      async_wait();
+      blk.sync();
+
+      block_matmul<false, false>(blk, C, BV, DK, exact(s.K, ldk), split(s.dS_op, s.dS_lo, ldSo),
+                                 s.F, ldS, false);
+      for (int e = blk.thread; e < C * BV; e += blk.threads) {  // diag(a) dO
+        const int i = e / BV, col = e % BV;
+        const float a = i < n ? expf(s.gamma[i]) : 0.0f;
+        store_split(s.dOa, s.dOa_lo, i * ldSo + col, a * to_float(s.dO[i * ldSo + col]));
+      }
+      blk.sync();
+      const float a_last = expf(s.gamma[n - 1]);
+      for (int e = blk.thread; e < C * BV; e += blk.threads) {
+        const int i = e / BV, col = e % BV;
+        const float b = i < n ? expf(s.gamma[n - 1] - s.gamma[i]) : 0.0f;
+        const float dv_new = s.dV_local[i * ldS + col] + b * s.F[i * ldS + col];
+        store_split(ws.dV_new, ws.dV_new_lo, (ch * C + i) * DV + v0 + col, dv_new);
+        store_split(s.dV_neg, s.dV_neg_lo, i * ldSo + col, -dv_new);
+      }
+      for (int e = blk.thread; e < DK * BV; e += blk.threads) s.dS[(e / BV) * ldS + e % BV] *= a_last;
+      blk.sync();
+      block_matmul<true, false>(blk, DK, BV, C, exact(s.Q, ldk), split(s.dOa, s.dOa_lo, ldSo),
+                                s.dS, ldS, true);
+      blk.sync();
+      block_matmul<true, false>(blk, DK, BV, C, exact(s.W, ldk),
+                                split(s.dV_neg, s.dV_neg_lo, ldSo), s.dS, ldS, true);
+      blk.sync();
+    }
+    if (d_initial_state)
+      for (int e = blk.thread; e < DK * BV; e += blk.threads) {
+        const int m = e / BV, c = e % BV;
+        if (m < d.dk && v0 + c < d.dv)
+          d_initial_state[pair * state + int64_t(m) * d.dv + v0 + c] = s.dS[m * ldS + c];
+      }
+  }
+};
+
+// The backward's two sequential passes in one launch. The forward recomputation (entry states
+// and V') and the reverse pass (dS and dV') read only what PrepBody wrote, never each other's
+// output, so their blocks run side by side, two per SM: z < value_blocks runs the forward
+// recurrence, the rest the reverse one.
+template <class T, int BV>
+struct BothRecurrencesBody {
+  RecurrenceBody<T, BV, true> forward;
+  ReverseBody<T, BV> reverse;
+  int value_blocks;
+
+  static size_t smem_bytes(const Dims& d) {
+    const size_t f = RecurrenceBody<T, BV, true>::smem_bytes(d);
+    const size_t r = ReverseBody<T, BV>::smem_bytes(d);
+    return f > r ? f : r;
+  }
+  DT_HD void operator()(const Block& blk, int seq, int h, int z, char* smem) const {
+    if (z < value_blocks)
+      forward(blk, seq, h, z, smem);
+    else
+      reverse(blk, seq, h, z - value_blocks, smem);
+  }
+};
+
+// One block per (chunk, value head): every gradient that needs no other chunk, from the state S
+// entering the chunk, dS (the gradient of the state leaving it), V' and dV'. With
+// P = Q Kᵀ ⊙ M, D = dP ⊙ M, X = dO Sᵀ, Y = V' dSᵀ:
+//   dP = dO V'ᵀ                      dΓ_i += Σ_j dP_ij P_ij, dΓ_j −= the same (j < i)
+//   dq = D K + diag(a) X             dΓ_i += a_i q_i·X_i
+//   dk = Dᵀ Q + diag(b) Y + ...      dΓ_j −= b_j k_j·Y_j, dΓ_last += Σ_j b_j k_j·Y_j + a_last <S, dS>
+//   dB_w = Tᵀ (−dV' Sᵀ), dB_u = Tᵀ dV'
+//   dk += diag(β a) dB_w; dv = diag(β) dB_u; dβ_i = a_i k_i·dB_w,i + v_i·dB_u,i + Σ_j dA_ij (k_i·k_j) M_ij
+//   dA = −(dB_w Wᵀ + dB_u Uᵀ) (i > j), dΓ_i += dA_ij A_ij, dΓ_j −= the same; Z = dA ⊙ β_i M
+//   dk += Z K + Zᵀ K;  dg = the reverse running sum of dΓ inside the chunk.
+// Fourteen tensor-core products. V', dV' and D enter as bf16 hi + lo; S, dS and the rest as bf16
+// (shared memory has no room for more: 229 KB of the 227 KiB a block may have on a Hopper GPU at
+// dk = dv = 128). Shared memory is reused phase by phase (each tile's comment says what it holds
+// when).
+template <class T>
+struct ChunkGradBody {
+  static constexpr int C = kChunk<T>;
+  Dims d;
+  Table tab;
+  const T *q, *k, *v, *d_out;
+  const float* beta;
+  T *dq, *dk, *dv;
+  float *dg, *dbeta;
+  Workspace<T> ws;
+
+  struct Smem {
+    float *gamma, *a, *b, *beta, *d_gamma, *d_beta, *t, *partial;
+    T *Q;       // Q, then dB_w (operand)
+    T *K;       // K
+    T *O;       // dO, then dW = −dV' Sᵀ (operand), then W
+    T *Vn;      // V', then dB_u (operand)
+    T *dVn, *dVn_lo;  // dV'
+    char* S;    // V'.lo, then S, then dS (DK × DV), then dB_u (float), then U
+    float* F;   // dq, then dk (C × D)
+    float* G;   // P and dP (2 C×C), then V'.lo, then dB_w (C × D), then dA and K Kᵀ (2 C×C)
+    T *CC, *CC_lo;  // D = dP ⊙ M (hi, lo), then T, then Z
+  };
+  DT_HD static Smem carve(SmemCarver& c, const Dims& d) {
+    const int D = d.DK > d.DV ? d.DK : d.DV;
+    const int ldD = D + kPad<T>, ldST = d.DV + kPad<T>, ldF = D + 4, ldf = C + 4;
+    const int lo = kSplit<T> ? 1 : 0;
+    const size_t s_bytes_state = size_t(d.DK) * ldST * sizeof(T);
+    const size_t s_bytes_f = size_t(C) * ldF * sizeof(float);
+    const size_t s_bytes_u = size_t(C) * ldD * sizeof(T);
+    size_t s_bytes = s_bytes_state > s_bytes_f ? s_bytes_state : s_bytes_f;
+    if (s_bytes_u > s_bytes) s_bytes = s_bytes_u;
+    Smem s;
+    s.gamma = c.take<float>(C);
+    s.a = c.take<float>(C);
+    s.b = c.take<float>(C);
+    s.beta = c.take<float>(C);
+    s.d_gamma = c.take<float>(C);
+    s.d_beta = c.take<float>(C);
+    s.t = c.take<float>(C);
+    s.partial = c.take<float>(kThreads + 1);  // per-thread sums of <S, dS>, then their total
+    s.Q = c.take<T>(C * ldD);
+    s.K = c.take<T>(C * ldD);
+    s.O = c.take<T>(C * ldD);
+    s.Vn = c.take<T>(C * ldD);
+    s.dVn = c.take<T>(C * ldD);
+    s.dVn_lo = lo ? c.take<T>(C * ldD) : nullptr;
+    s.S = c.take<char>(int64_t(s_bytes));
+    s.F = c.take<float>(C * ldF);
+    s.G = c.take<float>(2 * C * ldf > C * ldF ? 2 * C * ldf : C * ldF);
+    s.CC = c.take<T>(C * (C + kPad<T>));
+    s.CC_lo = lo ? c.take<T>(C * (C + kPad<T>)) : nullptr;
+    return s;
+  }
+  static size_t smem_bytes(const Dims& d) {
+    SmemCarver c{nullptr};
+    carve(c, d);
+    return c.used;
+  }
+
+  DT_HD void operator()(const Block& blk, int chunk, int h, int, char* smem) const {
+    SmemCarver carver{smem};
+    const Smem s = carve(carver, d);
+    const int DK = d.DK, DV = d.DV, D = DK > DV ? DK : DV;
+    const int ldD = D + kPad<T>, ldST = DV + kPad<T>, ldF = D + 4, ldf = C + 4, ldc = C + kPad<T>;
+    const int t0 = tab.t0[chunk], n = tab.len[chunk], last = n - 1, kh = h / d.heads_per_key;
+    const int64_t ch = int64_t(chunk) * d.Hv + h;
+    const int64_t qk_row = int64_t(d.Hk) * d.dk, v_row = int64_t(d.Hv) * d.dv;
+    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk, v_at = (int64_t(t0) * d.Hv + h) * d.dv;
+    T* S_op = reinterpret_cast<T*>(s.S);
+    const float* S_ws = ws.states + ch * DK * DV;
+    const float* dS_ws = ws.d_states + ch * DK * DV;
+    const T* V_new_lo = ws.V_new_lo ? ws.V_new_lo + ch * C * DV : nullptr;
+    T* Vn_lo_1 = V_new_lo ? reinterpret_cast<T*>(s.S) : nullptr;  // V'.lo while S is not loaded
+    T* Vn_lo_2 = V_new_lo ? reinterpret_cast<T*>(s.G) : nullptr;  // V'.lo while G is free
+
+    // Inputs of the chunk.
+    copy_tile_async(blk, s.Q, ldD, C, DK, q + qk_at, qk_row, n, d.dk);
+    copy_tile_async(blk, s.K, ldD, C, DK, k + qk_at, qk_row, n, d.dk);
+    copy_tile_async(blk, s.O, ldD, C, DV, d_out + v_at, v_row, n, d.dv);
+    copy_tile_async(blk, s.Vn, ldD, C, DV, ws.V_new + ch * C * DV, DV, C, DV);
+    copy_tile_async(blk, s.dVn, ldD, C, DV, ws.dV_new + ch * C * DV, DV, C, DV);
+    if (s.dVn_lo) copy_tile_async(blk, s.dVn_lo, ldD, C, DV, ws.dV_new_lo + ch * C * DV, DV, C, DV);
+    if (Vn_lo_1) copy_tile_async(blk, Vn_lo_1, ldD, C, DV, V_new_lo, DV, C, DV);
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      s.beta[i] = i < n ? beta[int64_t(t0 + i) * d.Hv + h] : 0.0f;
+      s.d_gamma[i] = 0.0f;
+      s.d_beta[i] = 0.0f;
+    }
+    load_decays(blk, ws.gamma + ch * C, C, n, s.gamma, s.a, s.b);
+    async_wait();
+    blk.sync();
+    const Operand<T> Q = exact(s.Q, ldD), K = exact(s.K, ldD);
+    const Operand<T> dV_new = split(s.dVn, s.dVn_lo, ldD);
+
+    // P and dP, and their share of dΓ; D = dP ⊙ M into CC.
+    float* P = s.G;
+    float* dP = s.G + C * ldf;
+    block_matmul<false, true>(blk, C, C, DK, Q, K, P, ldf, false);
+    block_matmul<false, true>(blk, C, C, DV, exact(s.O, ldD), split(s.Vn, Vn_lo_1, ldD), dP, ldf,
+                              false);
+    blk.sync();
+    for (int e = blk.thread; e < C * C; e += blk.threads) {
+      const int i = e / C, j = e % C;
+      const float m = decay_mask(s.gamma, i, j, n), dp = dP[i * ldf + j];
+      P[i * ldf + j] = j < i ? dp * P[i * ldf + j] * m : 0.0f;  // dP_ij P_ij (the diagonal cancels)
+      store_split(s.CC, s.CC_lo, i * ldc + j, dp * m);
+    }
+    blk.sync();
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      float sum = 0.0f;
+      for (int j = 0; j < C; ++j) sum += P[i * ldf + j] - P[j * ldf + i];
+      s.d_gamma[i] += sum;
+    }
+    const Operand<T> Dm = split(s.CC, s.CC_lo, ldc);
+
+    // dq = D K + diag(a) X with X = dO Sᵀ.
+    load_tile(blk, S_op, ldST, DK, DV, S_ws, DV, DK, DV);
+    blk.sync();
+    block_matmul<false, true>(blk, C, DK, DV, exact(s.O, ldD), exact(S_op, ldST), s.F, ldF, false);
+    blk.sync();
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      float x = 0.0f;
+      for (int m = 0; m < DK; ++m) x += to_float(s.Q[i * ldD + m]) * s.F[i * ldF + m];
+      s.d_gamma[i] += s.a[i] * x;
+    }
+    blk.sync();
+    for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.a[e / DK];
+    blk.sync();
+    block_matmul<false, false>(blk, C, DK, C, Dm, K, s.F, ldF, true);
+    blk.sync();
+    store_qk(blk, s.F, ldF, n, t0, h, kh, dq, 0);
+    // dW = −dV' Sᵀ, as an operand into O's tile (dO is done).
+    block_matmul<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);
+    blk.sync();
+    for (int e = blk.thread; e < C * DK; e += blk.threads)
+      s.O[(e / DK) * ldD + e % DK] = from_float<T>(-s.F[(e / DK) * ldF + e % DK]);
+
+    // dS into S's tile, and <S, dS> from the float states; then Y = V' dSᵀ.
+    if (Vn_lo_2) copy_tile_async(blk, Vn_lo_2, ldD, C, DV, V_new_lo, DV, C, DV);
+    float part = 0.0f;
+    for (int e = blk.thread; e < DK * DV; e += blk.threads) {
+      const float ds = dS_ws[e];
+      part += S_ws[e] * ds;
+      S_op[(e / DV) * ldST + e % DV] = from_float<T>(ds);
+    }
+    s.partial[blk.thread] = part;
+    async_wait();
+    blk.sync();
+    if (blk.thread == 0) {
+      float sum = 0.0f;
+      for (int t = 0; t < blk.threads; ++t) sum += s.partial[t];
+      s.partial[kThreads] = sum;
+    }
+    block_matmul<false, true>(blk, C, DK, DV, split(s.Vn, Vn_lo_2, ldD), exact(S_op, ldST), s.F,
+                              ldF, false);
+    blk.sync();
+    for (int j = blk.thread; j < C; j += blk.threads) {
+      float y = 0.0f;
+      for (int m = 0; m < DK; ++m) y += to_float(s.K[j * ldD + m]) * s.F[j * ldF + m];
+      s.t[j] = s.b[j] * y;
+      s.d_gamma[j] -= s.t[j];
+    }
+    blk.sync();
+    for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.b[e / DK];
+    if (blk.thread == 0) {
+      float sum = s.a[last] * s.partial[kThreads];
+      for (int j = 0; j < C; ++j) sum += s.t[j];
+      s.d_gamma[last] += sum;
+    }
+    blk.sync();
+    block_matmul<true, false>(blk, C, DK, C, Dm, Q, s.F, ldF, true);
+    blk.sync();
+
+    // dB_w = Tᵀ dW into G, dB_u = Tᵀ dV' into S's space (float).
+    copy_tile_async(blk, s.CC, ldc, C, C, ws.Tinv + ch * C * C, C, C, C);
+    async_wait();
+    blk.sync();
+    float* dBw = s.G;
+    float* dBu = reinterpret_cast<float*>(s.S);
+    block_matmul<true, false>(blk, C, DK, C, exact(s.CC, ldc), exact(s.O, ldD), dBw, ldF, false);
+    block_matmul<true, false>(blk, C, DV, C, exact(s.CC, ldc), dV_new, dBu, ldF, false);
+    blk.sync();
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      float kb = 0.0f, vb = 0.0f;
+      for (int m = 0; m < DK; ++m) kb += to_float(s.K[i * ldD + m]) * dBw[i * ldF + m];
+      if (i < n)
+        for (int c = 0; c < d.dv; ++c) vb += to_float(v[v_at + i * v_row + c]) * dBu[i * ldF + c];
+      s.d_gamma[i] += s.beta[i] * s.a[i] * kb;
+      s.d_beta[i] += s.a[i] * kb + vb;
+    }
+    for (int e = blk.thread; e < C * DK; e += blk.threads) {
+      const int i = e / DK, m = e % DK;
+      s.F[i * ldF + m] += s.beta[i] * s.a[i] * dBw[i * ldF + m];
+      s.Q[i * ldD + m] = from_float<T>(dBw[i * ldF + m]);
+    }
+    for (int e = blk.thread; e < C * DV; e += blk.threads) {
+      const int i = e / DV, c = e % DV;
+      const float x = dBu[i * ldF + c];
+      if (i < n && c < d.dv) dv[v_at + i * v_row + c] = from_float<T>(s.beta[i] * x);
+      s.Vn[i * ldD + c] = from_float<T>(x);
+    }
+    blk.sync();
+
+    // dA = −(dB_w Wᵀ + dB_u Uᵀ) and K Kᵀ, into G; Z = dA ⊙ β_i M into CC.
+    T* U_op = reinterpret_cast<T*>(s.S);
+    copy_tile_async(blk, s.O, ldD, C, DK, ws.W + ch * C * DK, DK, C, DK);
+    load_tile(blk, U_op, ldD, C, DV, ws.U + ch * C * DV, DV, C, DV);
+    async_wait();
+    blk.sync();
+    float* dA = s.G;
+    float* KK = s.G + C * ldf;
+    block_matmul<false, true>(blk, C, C, DK, exact(s.Q, ldD), exact(s.O, ldD), dA, ldf, false);
+    block_matmul<false, true>(blk, C, C, DK, K, K, KK, ldf, false);
+    blk.sync();
+    block_matmul<false, true>(blk, C, C, DV, exact(s.Vn, ldD), exact(U_op, ldD), dA, ldf, true);
+    blk.sync();
+    for (int e = blk.thread; e < C * C; e += blk.threads) {
+      const int i = e / C, j = e % C;
+      float term_gamma = 0.0f, term_beta = 0.0f, z = 0.0f;
+      if (j < i && i < n) {
+        const float m = decay_mask(s.gamma, i, j, n), da = -dA[i * ldf + j];
+        const float km = KK[i * ldf + j] * m;
+        term_gamma = da * s.beta[i] * km;  // dA_ij A_ij
+        term_beta = da * km;
+        z = da * s.beta[i] * m;
+      }
+      dA[i * ldf + j] = term_gamma;
+      KK[i * ldf + j] = term_beta;
+      s.CC[i * ldc + j] = from_float<T>(z);
+    }
+    blk.sync();
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      float sum_gamma = 0.0f, sum_beta = 0.0f;
+      for (int j = 0; j < C; ++j) {
+        sum_gamma += dA[i * ldf + j] - dA[j * ldf + i];
+        sum_beta += KK[i * ldf + j];
+      }
+      s.d_gamma[i] += sum_gamma;
+      s.d_beta[i] += sum_beta;
+    }
+
+    // dk += Z K + Zᵀ K; then dk, dβ and dg (the reverse running sum of dΓ) out.
+    block_matmul<false, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
+    blk.sync();
+    block_matmul<true, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
+    blk.sync();
+    store_qk(blk, s.F, ldF, n, t0, h, kh, dk, 1);
+    for (int i = blk.thread; i < n; i += blk.threads) dbeta[int64_t(t0 + i) * d.Hv + h] = s.d_beta[i];
+    if (blk.thread == 0) {
+      float sum = 0.0f;
+      for (int i = last; i >= 0; --i) {
+        sum += s.d_gamma[i];
+        dg[int64_t(t0 + i) * d.Hv + h] = sum;
+      }
+    }
+  }
+
+  // Rows of dq (which = 0) or dk (1): straight to the output when each key head has one value
+  // head, else to this value head's rows in the workspace (ReduceHeadsBody sums them).
+  DT_HD void store_qk(const Block& blk, const float* F, int ldF, int n, int t0, int h, int kh,
+                      T* out, int which) const {
+    for (int e = blk.thread; e < n * d.dk; e += blk.threads) {
+      const int i = e / d.dk, m = e % d.dk;
+      const float x = F[i * ldF + m];
+      if (d.heads_per_key == 1)
+        out[(int64_t(t0 + i) * d.Hk + kh) * d.dk + m] = from_float<T>(x);
+      else
+        ws.dqk_heads[(which * d.tokens + t0 + i) * d.Hv * d.dk + int64_t(h) * d.dk + m] = x;
+    }
+    blk.sync();
+  }
+};
+
+// dq, dk [T, Hk, dk] = the sums over the value heads of each key head (Hv > Hk).
+template <class T>
+struct ReduceHeadsBody {
+  static constexpr int kPerBlock = 8 * kThreads;
+  Dims d;
+  const float* heads;
+  T *dq, *dk;
+
+  DT_HD void operator()(const Block& blk, int block, int, int, char*) const {
+    const int64_t total = d.tokens * d.Hk * d.dk, begin = int64_t(block) * kPerBlock;
+    const int64_t end = begin + kPerBlock < total ? begin + kPerBlock : total;
+    const int64_t dk_heads = d.tokens * d.Hv * d.dk;
+    for (int64_t e = begin + blk.thread; e < end; e += blk.threads) {
+      const int64_t t = e / (int64_t(d.Hk) * d.dk);
+      const int kh = int(e / d.dk % d.Hk), m = int(e % d.dk);
+      float sq = 0.0f, sk = 0.0f;
+      for (int r = 0; r < d.heads_per_key; ++r) {
+        const int64_t at = (t * d.Hv + int64_t(kh) * d.heads_per_key + r) * d.dk + m;
+        sq += heads[at];
+        sk += heads[dk_heads + at];
+      }
+      dq[e] = from_float<T>(sq);
+      dk[e] = from_float<T>(sk);
+    }
+  }
+};
+
+}  // namespace deltatune::cuda

@@ -1,0 +1,147 @@
+// What the gated delta rule's CUDA kernels share: sizes, the chunk table, the workspace between
+// kernels, the decays of a chunk and the triangular inverse. Notation of
+// ops/cpu/delta_rule_chunked.cpp: for one chunk of n tokens (rows i, j), Γ_i = g_0 + ... + g_i,
+// a_i = exp(Γ_i), b_i = exp(Γ_last − Γ_i), M_ij = exp(Γ_i − Γ_j) for i ≥ j, A, T = (I + A)^-1,
+// W, U, V' = U − W S, P = Q Kᵀ ⊙ M.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "ops/cuda/block_tile.cuh"
+
+namespace deltatune::cuda {
+
+constexpr int kThreads = 256;  // every kernel of the family runs 8 warps per block
+
+// Sizes of one call. DK, DV: the head dims rounded up to 16 (tiles are zero-padded to them).
+struct Dims {
+  int Hk, Hv, dk, dv, DK, DV;
+  int heads_per_key;  // Hv / Hk: value head h reads key head h / heads_per_key
+  int64_t tokens;
+  int num_chunks, num_sequences;
+};
+
+// The chunk table (ops/delta_rule_cuda.h): chunk c covers tokens t0[c] .. t0[c] + len[c] − 1;
+// sequence s owns chunks first[s] .. first[s + 1] − 1.
+struct Table {
+  const int32_t *t0, *len, *first;
+};
+
+// Scratch passed between the kernels, per (chunk c, value head h) at index ch = c·Hv + h. Tiles
+// are dense and zero-padded: C×DK, C×DV, C×C, DK×DV. T: the operand type of the products; *_lo:
+// the rounding error of the tile before it (block_tile.cuh, Operand), bf16 only (else null).
+template <class T>
+struct Workspace {
+  float* gamma;         // [ch][C]      Γ (for rows past the chunk's end, Γ_last)
+  T* W;                 // [ch][C][DK]  W = T diag(β a) K
+  float* U;             // [ch][C][DV]  U = T diag(β) V, float: V' = U − W S cancels much of U
+  T *Qt, *Qt_lo;        // forward: [ch][C][DK]  Q̃ = diag(a) Q − P W
+  float* O_local;       // forward: [ch][C][DV]  P U
+  T* Tinv;              // backward: [ch][C][C]   T = (I + A)^-1
+  float* dV_local;      // backward: [ch][C][DV]  Pᵀ dO
+  float *states, *d_states;  // backward: [ch][DK][DV] the state entering chunk c, and the
+                             // gradient of the state leaving it
+  T *V_new, *V_new_lo;       // backward: [ch][C][DV]  V'
+  T *dV_new, *dV_new_lo;     // backward: [ch][C][DV]  dV'
+  float* dqk_heads;          // backward, Hv > Hk: dq then dk per value head, [2][T][Hv][dk]
+};
+
+// Lays out (base == nullptr: only sizes) the workspace of a forward or a backward call.
+template <class T>
+Workspace<T> carve_workspace(const Dims& d, int C, bool backward, char* base, size_t* bytes) {
+  size_t used = 0;
+  auto take = [&](auto* type_tag, int64_t count) {
+    using U = std::remove_pointer_t<decltype(type_tag)>;
+    used = (used + 255) / 256 * 256;
+    U* p = base && count > 0 ? reinterpret_cast<U*>(base + used) : nullptr;
+    used += size_t(count) * sizeof(U);
+    return p;
+  };
+  const int64_t ch = int64_t(d.num_chunks) * d.Hv;
+  const int64_t lo = kSplit<T> ? 1 : 0;
+  Workspace<T> w{};
+  w.gamma = take((float*)nullptr, ch * C);
+  w.W = take((T*)nullptr, ch * C * d.DK);
+  w.U = take((float*)nullptr, ch * C * d.DV);
+  if (!backward) {
+    w.Qt = take((T*)nullptr, ch * C * d.DK);
+    w.Qt_lo = take((T*)nullptr, lo * ch * C * d.DK);
+    w.O_local = take((float*)nullptr, ch * C * d.DV);
+  } else {
+    w.Tinv = take((T*)nullptr, ch * C * C);
+    w.dV_local = take((float*)nullptr, ch * C * d.DV);
+    w.states = take((float*)nullptr, ch * d.DK * d.DV);
+    w.d_states = take((float*)nullptr, ch * d.DK * d.DV);
+    w.V_new = take((T*)nullptr, ch * C * d.DV);
+    w.V_new_lo = take((T*)nullptr, lo * ch * C * d.DV);
+    w.dV_new = take((T*)nullptr, ch * C * d.DV);
+    w.dV_new_lo = take((T*)nullptr, lo * ch * C * d.DV);
+    if (d.heads_per_key > 1) w.dqk_heads = take((float*)nullptr, 2 * d.tokens * d.Hv * d.dk);
+  }
+  *bytes = used;
+  return w;
+}
+
+// Γ of one chunk from the workspace, and the decays from it: a_i = exp(Γ_i), b_i = exp(Γ_last − Γ_i)
+// for rows inside the chunk (i < n), zero past its end. Every exponent is ≤ 0 (g ≤ 0, i ≤ last).
+DT_HD void load_decays(const Block& blk, const float* gamma_ws, int C, int n, float* gamma,
+                       float* a, float* b) {
+  for (int i = blk.thread; i < C; i += blk.threads) gamma[i] = gamma_ws[i];
+  blk.sync();
+  for (int i = blk.thread; i < C; i += blk.threads) {
+    a[i] = i < n ? expf(gamma[i]) : 0.0f;
+    b[i] = i < n ? expf(gamma[n - 1] - gamma[i]) : 0.0f;
+  }
+  blk.sync();
+}
+
+// M_ij = exp(Γ_i − Γ_j) on and below the diagonal of rows inside the chunk, zero elsewhere: the
+// exponent is formed as a difference, never as exp(Γ_i)·exp(−Γ_j), so it cannot overflow.
+DT_HD float decay_mask(const float* gamma, int i, int j, int n) {
+  return (j <= i && i < n) ? expf(gamma[i] - gamma[j]) : 0.0f;
+}
+
+// T = (I + A)^-1 for A strictly lower triangular [C × C], C a multiple of 16, float: the UT
+// transform of spec/gated_delta_rule.md. With L = I + A in 16×16 blocks, the diagonal blocks
+// T_aa = L_aa^-1 come from forward substitution (one thread per column), then the blocks below
+// the diagonal by their distance from it, from row block a of L T = I:
+//   T_ab = −T_aa Σ_{c=b}^{a−1} A_ac T_cb        (a > b; every T_cb on the right is known)
+// 2 + 2·(C/16 − 1) barriers instead of C for row-by-row substitution. Y: (C/16 − 1)·256 floats.
+DT_HD void invert_unit_lower(const Block& blk, int C, const float* A, int lda, float* T, int ldt,
+                             float* Y) {
+  const int blocks = C / 16;
+  for (int e = blk.thread; e < C * C; e += blk.threads) T[(e / C) * ldt + e % C] = 0.0f;
+  blk.sync();
+  for (int w = blk.thread; w < C; w += blk.threads) {
+    const int base = (w / 16) * 16, c = w % 16;
+    T[(base + c) * ldt + base + c] = 1.0f;
+    for (int r = c + 1; r < 16; ++r) {
+      float s = 0.0f;
+      for (int j = c; j < r; ++j) s += A[(base + r) * lda + base + j] * T[(base + j) * ldt + base + c];
+      T[(base + r) * ldt + base + c] = -s;
+    }
+  }
+  blk.sync();
+  for (int dist = 1; dist < blocks; ++dist) {
+    const int count = (blocks - dist) * 256;  // one 16×16 block per pair (a, b = a − dist)
+    for (int e = blk.thread; e < count; e += blk.threads) {
+      const int bb = e / 256, aa = bb + dist, r = (e / 16) % 16, col = e % 16;
+      float s = 0.0f;
+      for (int kk = 16 * bb; kk < 16 * aa; ++kk)
+        s += A[(16 * aa + r) * lda + kk] * T[kk * ldt + 16 * bb + col];
+      Y[e] = s;
+    }
+    blk.sync();
+    for (int e = blk.thread; e < count; e += blk.threads) {
+      const int bb = e / 256, aa = bb + dist, r = (e / 16) % 16, col = e % 16;
+      float s = 0.0f;
+      for (int j = 0; j <= r; ++j)
+        s += T[(16 * aa + r) * ldt + 16 * aa + j] * Y[bb * 256 + j * 16 + col];
+      T[(16 * aa + r) * ldt + 16 * bb + col] = -s;
+    }
+    blk.sync();
+  }
+}
+
+}  // namespace deltatune::cuda
