@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev
   libopenblas-openmp-dev  # CPU matrix products, OpenMP build (docs/design-notes.md)
   python3 python3-numpy   # test helpers that write inputs and read outputs
+  python3-jinja2          # the reference renderer of chat templates (tests/text)
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
