@@ -1,0 +1,618 @@
+// jinja2's filters (jinja2/filters.py), with transformers' tojson. Filters that return Python
+// generators in jinja2 (map, select, reject, selectattr, rejectattr, unique, items, reverse,
+// batch, slice) return generator values here too: always true, no len(), used up once iterated.
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "text/jinja/builtins.h"
+#include "text/jinja/interpreter.h"
+#include "text/jinja/json_dumps.h"
+#include "text/jinja/operators.h"
+#include "text/jinja/py_str.h"
+#include "text/jinja/repr.h"
+#include "text/jinja/string_format.h"
+#include "text/jinja/unicode.h"
+
+namespace deltatune::jinja {
+
+namespace {
+
+Value generator(std::vector<Value> items) { return Value::sequence(std::move(items), SeqKind::Generator); }
+
+// soft_str: str(value), keeping a Markup a Markup.
+Value soft_str(const Value& v) { return v.is_string() ? v : Value::string(py_str(v)); }
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// An attribute path as jinja2's make_attrgetter reads it: "a.b.0" looks up a, then b, then item 0.
+std::vector<Value> attribute_path(const Value& attribute) {
+  std::vector<Value> parts;
+  if (attribute.is_none()) return parts;
+  if (!attribute.is_string()) return {attribute};
+  for (std::string& p : py_split(attribute.str(), std::string("."), -1)) {
+    const bool digits = !p.empty() && p.find_first_not_of("0123456789") == std::string::npos;
+    parts.push_back(digits ? Value::integer(std::stoll(p)) : Value::string(std::move(p)));
+  }
+  return parts;
+}
+
+Value follow(Value item, const std::vector<Value>& path, const Value* fallback = nullptr) {
+  for (const Value& part : path) {
+    item = get_item(item, part);
+    if (fallback && item.is_undefined()) item = *fallback;
+  }
+  return item;
+}
+
+// Sort and uniqueness keys ignore case unless asked not to (jinja2's ignore_case).
+Value case_key(const Value& v, bool case_sensitive) {
+  return !case_sensitive && v.is_string() ? Value::string(py_lower(v.str())) : v;
+}
+
+int64_t int_param(const Value& v, const char* what) {
+  DT_CHECK(v.is_int() || v.is_bool(), what, " must be an integer, not ", type_name(v));
+  return v.as_int();
+}
+
+#define FILTER(name) Value filter_##name(const Value& v, const Arguments& args, RenderState& state)
+
+FILTER(length) {
+  ArgReader(args, "length").finish();
+  return Value::integer(length(v));
+}
+
+FILTER(string) {
+  ArgReader(args, "string").finish();
+  return soft_str(v);
+}
+
+FILTER(safe) {
+  ArgReader(args, "safe").finish();
+  return Value::string(py_str(v), true);
+}
+
+FILTER(escape) {
+  ArgReader(args, "escape").finish();
+  if (v.is_markup()) return v;
+  return Value::string(html_escape(py_str(v)), true);
+}
+
+FILTER(forceescape) {
+  ArgReader(args, "forceescape").finish();
+  return Value::string(html_escape(py_str(v)), true);
+}
+
+FILTER(trim) {
+  ArgReader r(args, "trim");
+  const Value chars = r.next("chars", Value::none());
+  r.finish();
+  const Value s = soft_str(v);
+  std::optional<std::string> set;
+  if (!chars.is_none()) {
+    DT_CHECK(chars.is_string(), "strip arg must be None or str");
+    set = chars.str();
+  }
+  return Value::string(py_strip(s.str(), set, true, true), s.is_markup());
+}
+
+FILTER(upper) {
+  ArgReader(args, "upper").finish();
+  const Value s = soft_str(v);
+  return Value::string(py_upper(s.str()), s.is_markup());
+}
+
+FILTER(lower) {
+  ArgReader(args, "lower").finish();
+  const Value s = soft_str(v);
+  return Value::string(py_lower(s.str()), s.is_markup());
+}
+
+FILTER(capitalize) {
+  ArgReader(args, "capitalize").finish();
+  const Value s = soft_str(v);
+  return Value::string(py_capitalize(s.str()), s.is_markup());
+}
+
+// jinja2's title: each piece after a run of "-", whitespace or an opening bracket gets its first
+// character upper-cased and the rest lower-cased.
+FILTER(title) {
+  ArgReader(args, "title").finish();
+  const Value s = soft_str(v);
+  const std::u32string cps = to_code_points(s.str());
+  auto is_separator = [](char32_t c) { return c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || is_space(c); };
+  std::string out;
+  size_t i = 0;
+  while (i < cps.size()) {
+    const size_t start = i;
+    const bool sep = is_separator(cps[i]);
+    while (i < cps.size() && is_separator(cps[i]) == sep) ++i;
+    const std::string piece = to_utf8(std::u32string_view(cps).substr(start, i - start));
+    if (sep) {
+      out += piece;
+    } else {
+      size_t first_end = 0;
+      next_code_point(piece, first_end);
+      out += py_upper(piece.substr(0, first_end)) + py_lower(piece.substr(first_end));
+    }
+  }
+  return Value::string(std::move(out), s.is_markup());
+}
+
+FILTER(replace) {
+  ArgReader r(args, "replace");
+  const std::string old = py_str(r.required("old"));
+  const std::string rep = py_str(r.required("new"));
+  const Value count = r.next("count", Value::none());
+  r.finish();
+  std::string out = py_replace(py_str(v), old, rep, count.is_none() ? -1 : int_param(count, "count"));
+  state.check_size(out.size());
+  return Value::string(std::move(out));
+}
+
+FILTER(default) {
+  ArgReader r(args, "default");
+  const Value fallback = r.next("default_value", Value::string(""));
+  const bool boolean = truthy(r.next("boolean", Value::boolean(false)));
+  r.finish();
+  return v.is_undefined() || (boolean && !truthy(v)) ? fallback : v;
+}
+
+FILTER(first) {
+  ArgReader(args, "first").finish();
+  if (v.is_sequence() && v.seq().kind == SeqKind::Generator) {
+    const ListData& g = v.seq();
+    if (g.consumed < g.items.size()) return g.items[g.consumed++];
+    return Value::undefined("No first item, sequence was empty.");
+  }
+  const ListPtr items = iterate(v);
+  return items->items.empty() ? Value::undefined("No first item, sequence was empty.") : items->items.front();
+}
+
+FILTER(last) {
+  ArgReader(args, "last").finish();
+  DT_CHECK(!(v.is_sequence() && v.seq().kind == SeqKind::Generator), "'generator' object is not reversible");
+  const ListPtr items = iterate(v);
+  return items->items.empty() ? Value::undefined("No last item, sequence was empty.") : items->items.back();
+}
+
+FILTER(join) {
+  ArgReader r(args, "join");
+  const std::string sep = py_str(r.next("d", Value::string("")));
+  const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
+  r.finish();
+  std::string out;
+  bool first = true;
+  for (const Value& item : iterate(v)->items) {
+    if (!first) out += sep;
+    first = false;
+    out += py_str(follow(item, path));
+    state.check_size(out.size());
+  }
+  return Value::string(std::move(out));
+}
+
+FILTER(list) {
+  ArgReader(args, "list").finish();
+  return Value::sequence(iterate(v)->items);
+}
+
+FILTER(items) {
+  ArgReader(args, "items").finish();
+  if (v.is_undefined()) return generator({});
+  DT_CHECK(v.is_dict(), "Can only get item pairs from a mapping.");
+  std::vector<Value> pairs;
+  for (const auto& [k, val] : v.dict().items) pairs.push_back(Value::tuple({k, val}));
+  return generator(std::move(pairs));
+}
+
+FILTER(dictsort) {
+  ArgReader r(args, "dictsort");
+  const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
+  const Value by = r.next("by", Value::string("key"));
+  const bool reverse = truthy(r.next("reverse", Value::boolean(false)));
+  r.finish();
+  DT_CHECK(by.is_string() && (by.str() == "key" || by.str() == "value"), "You can only sort by either \"key\" or \"value\"");
+  DT_CHECK(v.is_dict(), "'", type_name(v), "' object has no attribute 'items'");
+  const bool by_key = by.str() == "key";
+  std::vector<std::pair<Value, Value>> items = v.dict().items;
+  std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
+    const Value ka = case_key(by_key ? a.first : a.second, case_sensitive);
+    const Value kb = case_key(by_key ? b.first : b.second, case_sensitive);
+    return reverse ? less_than(kb, ka) : less_than(ka, kb);
+  });
+  std::vector<Value> out;
+  for (auto& [k, val] : items) out.push_back(Value::tuple({k, val}));
+  return Value::sequence(std::move(out));
+}
+
+FILTER(sort) {
+  ArgReader r(args, "sort");
+  const bool reverse = truthy(r.next("reverse", Value::boolean(false)));
+  const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
+  const Value attribute = r.next("attribute", Value::none());
+  r.finish();
+  // "age,name": a key of several attributes, compared in order.
+  std::vector<std::vector<Value>> paths;
+  if (attribute.is_string()) {
+    for (const std::string& a : py_split(attribute.str(), std::string(","), -1)) paths.push_back(attribute_path(Value::string(a)));
+  } else {
+    paths.push_back(attribute_path(attribute));
+  }
+  std::vector<std::pair<Value, Value>> keyed;  // key, item
+  for (const Value& item : iterate(v)->items) {
+    std::vector<Value> key;
+    for (const auto& p : paths) key.push_back(case_key(follow(item, p), case_sensitive));
+    keyed.emplace_back(Value::sequence(std::move(key)), item);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+    return reverse ? less_than(b.first, a.first) : less_than(a.first, b.first);
+  });
+  std::vector<Value> out;
+  for (auto& [k, item] : keyed) out.push_back(item);
+  return Value::sequence(std::move(out));
+}
+
+FILTER(unique) {
+  ArgReader r(args, "unique");
+  const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
+  const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
+  r.finish();
+  std::vector<Value> seen, out;
+  for (const Value& item : iterate(v)->items) {
+    const Value key = case_key(follow(item, path), case_sensitive);
+    check_hashable(key);
+    if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
+      seen.push_back(key);
+      out.push_back(item);
+    }
+  }
+  return generator(std::move(out));
+}
+
+Value min_or_max(const Value& v, const Arguments& args, const char* name, bool max) {
+  ArgReader r(args, name);
+  const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
+  const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
+  r.finish();
+  const ListPtr items = iterate(v);
+  if (items->items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
+  const Value* best = &items->items[0];
+  Value best_key = case_key(follow(*best, path), case_sensitive);
+  for (size_t i = 1; i < items->items.size(); ++i) {
+    Value key = case_key(follow(items->items[i], path), case_sensitive);
+    if (max ? less_than(best_key, key) : less_than(key, best_key)) {
+      best = &items->items[i];
+      best_key = std::move(key);
+    }
+  }
+  return *best;
+}
+
+FILTER(min) { return min_or_max(v, args, "min", false); }
+FILTER(max) { return min_or_max(v, args, "max", true); }
+
+FILTER(sum) {
+  ArgReader r(args, "sum");
+  const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
+  Value total = r.next("start", Value::integer(0));
+  r.finish();
+  for (const Value& item : iterate(v)->items) total = binary_op(ast::BinaryOp::Add, total, follow(item, path), state);
+  return total;
+}
+
+FILTER(reverse) {
+  ArgReader(args, "reverse").finish();
+  if (v.is_string()) {
+    std::u32string cps = to_code_points(v.str());
+    std::reverse(cps.begin(), cps.end());
+    return Value::string(to_utf8(cps), v.is_markup());
+  }
+  std::vector<Value> items = iterate(v)->items;
+  std::reverse(items.begin(), items.end());
+  return generator(std::move(items));
+}
+
+FILTER(map) {
+  ArgReader r(args, "map");
+  std::vector<Value> out;
+  const ListPtr items = iterate(v);
+  // map(attribute='x', default=...) or map('filter', *args, **kwargs)
+  bool by_attribute = true;
+  for (const Argument& a : args) by_attribute &= !a.name.empty();
+  if (by_attribute) {
+    const std::vector<Value> path = attribute_path(r.required("attribute"));
+    const Value fallback = r.next("default", Value::undefined());
+    r.finish();
+    for (const Value& item : items->items)
+      out.push_back(follow(item, path, fallback.is_undefined() ? nullptr : &fallback));
+    return generator(std::move(out));
+  }
+  const Value name = r.required("filter");
+  DT_CHECK(name.is_string(), "map: the filter name must be a string");
+  const FilterFn f = find_filter(name.str());
+  DT_CHECK(f, "No filter named '", name.str(), "'.");
+  Arguments rest(args.begin() + 1, args.end());
+  for (const Value& item : items->items) out.push_back(f(item, rest, state));
+  return generator(std::move(out));
+}
+
+// select/reject(test, *args); selectattr/rejectattr(attribute, test, *args). No test: truthiness.
+Value select(const Value& v, const Arguments& args, RenderState& state, bool by_attribute, bool keep) {
+  const char* name = by_attribute ? (keep ? "selectattr" : "rejectattr") : (keep ? "select" : "reject");
+  size_t next = 0;
+  std::vector<Value> path;
+  if (by_attribute) {
+    DT_CHECK(!args.empty(), name, "() missing required argument 'attribute'");
+    path = attribute_path(args[next++].value);
+  }
+  TestFn test = nullptr;
+  if (next < args.size()) {
+    const Value& t = args[next++].value;
+    DT_CHECK(t.is_string(), name, ": the test name must be a string");
+    test = find_test(t.str());
+    DT_CHECK(test, "No test named '", t.str(), "'.");
+  }
+  const Arguments rest(args.begin() + std::ptrdiff_t(next), args.end());
+  std::vector<Value> out;
+  for (const Value& item : iterate(v)->items) {
+    const Value subject = follow(item, path);
+    const bool passed = test ? test(subject, rest, state) : truthy(subject);
+    if (passed == keep) out.push_back(item);
+  }
+  return generator(std::move(out));
+}
+
+FILTER(select) { return select(v, args, state, false, true); }
+FILTER(reject) { return select(v, args, state, false, false); }
+FILTER(selectattr) { return select(v, args, state, true, true); }
+FILTER(rejectattr) { return select(v, args, state, true, false); }
+
+FILTER(attr) {
+  ArgReader r(args, "attr");
+  const Value name = r.required("name");
+  r.finish();
+  DT_CHECK(name.is_string(), "attribute name must be string");
+  if (v.is_undefined()) fail_undefined(v);
+  if (v.is_object()) return v.object().attribute(name.str());  // no fallback to items
+  if (std::optional<Value> a = builtin_attribute(v, name.str())) return *a;
+  return Value::undefined(py_repr_string(type_name(v) + " object") + " has no attribute " + py_repr_string(name.str()));
+}
+
+FILTER(batch) {
+  ArgReader r(args, "batch");
+  const int64_t size = int_param(r.required("linecount"), "linecount");
+  const Value fill = r.next("fill_with", Value::none());
+  r.finish();
+  DT_CHECK(size > 0, "batch: linecount must be positive");
+  std::vector<Value> out, row;
+  for (const Value& item : iterate(v)->items) {
+    row.push_back(item);
+    if (int64_t(row.size()) == size) out.push_back(Value::sequence(std::exchange(row, {})));
+  }
+  if (!row.empty()) {
+    if (!fill.is_none())
+      while (int64_t(row.size()) < size) row.push_back(fill);
+    out.push_back(Value::sequence(std::move(row)));
+  }
+  return generator(std::move(out));
+}
+
+FILTER(slice) {
+  ArgReader r(args, "slice");
+  const int64_t slices = int_param(r.required("slices"), "slices");
+  const Value fill = r.next("fill_with", Value::none());
+  r.finish();
+  DT_CHECK(slices > 0 && slices <= 100000, "slice: slices must be in 1..100000");
+  const std::vector<Value> seq = iterate(v)->items;
+  const int64_t n = int64_t(seq.size()), per = n / slices, extra = n % slices;
+  int64_t offset = 0;
+  std::vector<Value> out;
+  for (int64_t k = 0; k < slices; ++k) {
+    const int64_t start = offset + k * per;
+    if (k < extra) ++offset;
+    const int64_t end = offset + (k + 1) * per;
+    std::vector<Value> part(seq.begin() + start, seq.begin() + end);
+    if (!fill.is_none() && k >= extra) part.push_back(fill);
+    out.push_back(Value::sequence(std::move(part)));
+  }
+  return generator(std::move(out));
+}
+
+FILTER(int) {
+  ArgReader r(args, "int");
+  const Value fallback = r.next("default", Value::integer(0));
+  const int64_t base = int_param(r.next("base", Value::integer(10)), "base");
+  r.finish();
+  // int(value, base) for strings, then int(float(value)), then the default: "42.23"|int is 42.
+  if (auto i = to_int(v, v.is_string() ? int(base) : 10)) return Value::integer(*i);
+  if (auto d = to_float(v); d && std::isfinite(*d)) return Value::integer(*to_int(Value::number(*d)));
+  return fallback;
+}
+
+FILTER(float) {
+  ArgReader r(args, "float");
+  const Value fallback = r.next("default", Value::number(0.0));
+  r.finish();
+  if (auto d = to_float(v)) return Value::number(*d);
+  return fallback;
+}
+
+FILTER(abs) {
+  ArgReader(args, "abs").finish();
+  if (v.is_float()) return Value::number(std::fabs(v.as_float()));
+  if (v.is_number()) {
+    DT_CHECK(v.as_int() != INT64_MIN, "integer overflow: deltatune's Jinja integers are 64-bit");
+    return Value::integer(std::llabs(v.as_int()));
+  }
+  fail("bad operand type for abs(): '", type_name(v), "'");
+}
+
+// round(value, precision): Python rounds the exact binary value half to even, as printf does.
+FILTER(round) {
+  ArgReader r(args, "round");
+  const int64_t precision = int_param(r.next("precision", Value::integer(0)), "precision");
+  const Value method = r.next("method", Value::string("common"));
+  r.finish();
+  DT_CHECK(method.is_string() && (method.str() == "common" || method.str() == "ceil" || method.str() == "floor"),
+           "method must be common, ceil or floor");
+  DT_CHECK(v.is_number(), "type ", type_name(v), " doesn't define __round__ method");
+  DT_CHECK(precision >= 0 && precision <= 300, "round: precision ", precision, " is not supported");
+  if (method.str() != "common") {
+    const double scale = std::pow(10.0, double(precision));
+    const double x = v.as_float() * scale;
+    return Value::number((method.str() == "ceil" ? std::ceil(x) : std::floor(x)) / scale);
+  }
+  if (!v.is_float()) return Value::integer(v.as_int());  // round(int, n) stays an int
+  const double x = v.as_float();
+  if (!std::isfinite(x)) return Value::number(x);
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "%.*f", int(precision), x);
+  return Value::number(std::strtod(buf, nullptr));
+}
+
+FILTER(center) {
+  ArgReader r(args, "center");
+  const int64_t width = int_param(r.next("width", Value::integer(80)), "width");
+  r.finish();
+  state.check_size(size_t(std::max<int64_t>(width, 0)));
+  return Value::string(py_center(py_str(v), width, " "));
+}
+
+FILTER(indent) {
+  ArgReader r(args, "indent");
+  const Value width = r.next("width", Value::integer(4));
+  const bool first = truthy(r.next("first", Value::boolean(false)));
+  const bool blank = truthy(r.next("blank", Value::boolean(false)));
+  r.finish();
+  std::string indentation;
+  if (width.is_string()) {
+    indentation = width.str();
+  } else {
+    const int64_t n = int_param(width, "width");
+    state.check_size(size_t(std::max<int64_t>(n, 0)));
+    indentation = std::string(size_t(std::max<int64_t>(n, 0)), ' ');
+  }
+  // jinja2 appends a newline before splitting lines, so a trailing newline leaves an empty line.
+  const std::vector<std::string> lines = py_splitlines(py_str(v) + "\n", false);
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i) out += '\n';
+    if (i && (blank || !lines[i].empty())) out += indentation;
+    out += lines[i];
+    state.check_size(out.size());
+  }
+  if (first) out = indentation + out;
+  return Value::string(std::move(out), v.is_markup());
+}
+
+FILTER(truncate) {
+  ArgReader r(args, "truncate");
+  const int64_t max_length = int_param(r.next("length", Value::integer(255)), "length");
+  const bool killwords = truthy(r.next("killwords", Value::boolean(false)));
+  const std::string end = py_str(r.next("end", Value::string("...")));
+  const Value leeway_v = r.next("leeway", Value::none());
+  r.finish();
+  const int64_t leeway = leeway_v.is_none() ? 5 : int_param(leeway_v, "leeway");  // jinja2's truncate.leeway
+  const int64_t end_len = int64_t(code_point_count(end));
+  DT_CHECK(max_length >= end_len, "expected length >= ", end_len, ", got ", max_length);
+  DT_CHECK(leeway >= 0, "expected leeway >= 0, got ", leeway);
+  const std::u32string s = to_code_points(py_str(v));
+  if (int64_t(s.size()) <= max_length + leeway) return Value::string(to_utf8(s));
+  std::string head = to_utf8(s.substr(0, size_t(max_length - end_len)));
+  if (!killwords) head = py_rsplit(head, std::string(" "), 1)[0];
+  return Value::string(head + end);
+}
+
+FILTER(format) {
+  std::vector<Value> positional;
+  DictData named;
+  for (const Argument& a : args) {
+    if (a.name.empty()) positional.push_back(a.value);
+    else named.set(Value::string(a.name), a.value);
+  }
+  DT_CHECK(positional.empty() || named.items.empty(), "can't handle positional and keyword arguments at the same time");
+  const Value s = soft_str(v);
+  const Value format_args = named.items.empty() ? Value::tuple(std::move(positional)) : Value::dict(std::move(named));
+  return Value::string(percent_format(s.str(), format_args, s.is_markup(), state), s.is_markup());
+}
+
+// transformers' tojson: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
+FILTER(tojson) {
+  ArgReader r(args, "tojson");
+  JsonDumpsOptions o;
+  o.ensure_ascii = truthy(r.next("ensure_ascii", Value::boolean(false)));
+  const Value indent = r.next("indent", Value::none());
+  const Value separators = r.next("separators", Value::none());
+  o.sort_keys = truthy(r.next("sort_keys", Value::boolean(false)));
+  r.finish();
+  if (indent.is_string()) {
+    o.indent = indent.str();
+  } else if (indent.is_number() && !indent.is_float()) {
+    o.indent = std::string(size_t(std::clamp<int64_t>(indent.as_int(), 0, 1000)), ' ');
+  } else {
+    DT_CHECK(indent.is_none(), "tojson: indent must be an integer or a string, not ", type_name(indent));
+  }
+  if (!separators.is_none()) {
+    const ListPtr seps = iterate(separators);
+    DT_CHECK(seps->items.size() == 2 && seps->items[0].is_string() && seps->items[1].is_string(),
+             "tojson: separators must be two strings");
+    o.item_separator = seps->items[0].str();
+    o.key_separator = seps->items[1].str();
+  }
+  std::string out = py_json_dumps(v, o);
+  state.check_size(out.size());
+  return Value::string(std::move(out));
+}
+
+#undef FILTER
+
+// jinja2 filters not implemented here: using one is an error, never silently different output.
+Value unsupported_filter(const Value&, const Arguments&, RenderState&) {
+  fail("not supported by deltatune's Jinja");
+}
+
+}  // namespace
+
+FilterFn find_filter(std::string_view name) {
+  static const std::map<std::string, FilterFn, std::less<>> filters = {
+      {"abs", filter_abs}, {"attr", filter_attr}, {"batch", filter_batch},
+      {"capitalize", filter_capitalize}, {"center", filter_center}, {"count", filter_length},
+      {"d", filter_default}, {"default", filter_default}, {"dictsort", filter_dictsort},
+      {"e", filter_escape}, {"escape", filter_escape}, {"first", filter_first},
+      {"float", filter_float}, {"forceescape", filter_forceescape}, {"format", filter_format},
+      {"indent", filter_indent}, {"int", filter_int}, {"items", filter_items},
+      {"join", filter_join}, {"last", filter_last}, {"length", filter_length},
+      {"list", filter_list}, {"lower", filter_lower}, {"map", filter_map},
+      {"max", filter_max}, {"min", filter_min}, {"reject", filter_reject},
+      {"rejectattr", filter_rejectattr}, {"replace", filter_replace}, {"reverse", filter_reverse},
+      {"round", filter_round}, {"safe", filter_safe}, {"select", filter_select},
+      {"selectattr", filter_selectattr}, {"slice", filter_slice}, {"sort", filter_sort},
+      {"string", filter_string}, {"sum", filter_sum}, {"title", filter_title},
+      {"tojson", filter_tojson}, {"trim", filter_trim}, {"truncate", filter_truncate},
+      {"unique", filter_unique}, {"upper", filter_upper},
+      {"filesizeformat", unsupported_filter}, {"groupby", unsupported_filter}, {"pprint", unsupported_filter},
+      {"random", unsupported_filter}, {"striptags", unsupported_filter}, {"urlencode", unsupported_filter},
+      {"urlize", unsupported_filter}, {"wordcount", unsupported_filter}, {"wordwrap", unsupported_filter},
+      {"xmlattr", unsupported_filter},
+  };
+  auto it = filters.find(name);
+  return it == filters.end() ? nullptr : it->second;
+}
+
+}  // namespace deltatune::jinja
