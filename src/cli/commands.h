@@ -17,6 +17,7 @@ Action add_forward(CLI::App& app);
 Action add_grad(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
+Action add_render_chat(CLI::App& app);
 
 int run(int argc, char** argv);
 
