@@ -198,7 +198,8 @@ FILTER(join) {
   r.finish();
   std::string out;
   bool first = true;
-  for (const Value& item : iterate(v)->items) {
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) {
     if (!first) out += sep;
     first = false;
     out += py_str(follow(item, path));
@@ -255,7 +256,8 @@ FILTER(sort) {
     paths.push_back(attribute_path(attribute));
   }
   std::vector<std::pair<Value, Value>> keyed;  // key, item
-  for (const Value& item : iterate(v)->items) {
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) {
     std::vector<Value> key;
     for (const auto& p : paths) key.push_back(case_key(follow(item, p), case_sensitive));
     keyed.emplace_back(Value::sequence(std::move(key)), item);
@@ -274,7 +276,8 @@ FILTER(unique) {
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   r.finish();
   std::vector<Value> seen, out;
-  for (const Value& item : iterate(v)->items) {
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) {
     const Value key = case_key(follow(item, path), case_sensitive);
     check_hashable(key);
     if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
@@ -312,7 +315,8 @@ FILTER(sum) {
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   Value total = r.next("start", Value::integer(0));
   r.finish();
-  for (const Value& item : iterate(v)->items) total = binary_op(ast::BinaryOp::Add, total, follow(item, path), state);
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) total = binary_op(ast::BinaryOp::Add, total, follow(item, path), state);
   return total;
 }
 
@@ -370,7 +374,8 @@ Value select(const Value& v, const Arguments& args, RenderState& state, bool by_
   }
   const Arguments rest(args.begin() + std::ptrdiff_t(next), args.end());
   std::vector<Value> out;
-  for (const Value& item : iterate(v)->items) {
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) {
     const Value subject = follow(item, path);
     const bool passed = test ? test(subject, rest, state) : truthy(subject);
     if (passed == keep) out.push_back(item);
@@ -401,7 +406,8 @@ FILTER(batch) {
   r.finish();
   DT_CHECK(size > 0, "batch: linecount must be positive");
   std::vector<Value> out, row;
-  for (const Value& item : iterate(v)->items) {
+  const ListPtr iterated = iterate(v);
+  for (const Value& item : iterated->items) {
     row.push_back(item);
     if (int64_t(row.size()) == size) out.push_back(Value::sequence(std::exchange(row, {})));
   }

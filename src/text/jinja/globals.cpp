@@ -109,7 +109,8 @@ Value make_dict(const Arguments& args, RenderState&) {
     } else if (a.value.is_dict()) {
       for (const auto& [k, v] : a.value.dict().items) d.set(k, v);
     } else {
-      for (const Value& pair : iterate(a.value)->items) {
+      const ListPtr iterated = iterate(a.value);
+      for (const Value& pair : iterated->items) {
         const ListPtr kv = iterate(pair);
         DT_CHECK(kv->items.size() == 2, "dictionary update sequence element has length ", kv->items.size(), "; 2 is required");
         check_hashable(kv->items[0]);

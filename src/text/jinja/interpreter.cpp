@@ -319,6 +319,8 @@ void RenderState::assign(const Target& t, const Value& v, const FramePtr& frame)
       return;
     }
     case Target::Tuple: {
+      DT_CHECK(v.is_string() || v.is_sequence() || v.is_dict() || v.is_undefined(), "cannot unpack non-iterable ",
+               type_name(v), " object");
       const ListPtr items = iterate(v);
       const size_t want = t.items.size(), got = items->items.size();
       DT_CHECK(got >= want, "not enough values to unpack (expected ", want, ", got ", got, ")");
@@ -402,8 +404,10 @@ Value RenderState::call(const Value& callee, const Arguments& args) {
 Arguments RenderState::eval_args(const CallArgs& a, const FramePtr& frame) {
   Arguments args;
   for (const ExprPtr& e : a.positional) args.push_back({"", eval(*e, frame)});
-  if (a.star_args)
-    for (const Value& v : iterate(eval(*a.star_args, frame))->items) args.push_back({"", v});
+  if (a.star_args) {
+    const ListPtr iterated = iterate(eval(*a.star_args, frame));
+    for (const Value& v : iterated->items) args.push_back({"", v});
+  }
   for (const auto& [name, e] : a.keyword) args.push_back({name, eval(*e, frame)});
   if (a.star_kwargs) {
     const Value d = eval(*a.star_kwargs, frame);

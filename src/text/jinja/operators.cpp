@@ -290,10 +290,12 @@ bool contains(const Value& container, const Value& item) {
     case Value::Type::String:
       DT_CHECK(item.is_string(), "'in <string>' requires string as left operand, not ", type_name(item));
       return container.str().find(item.str()) != std::string::npos;
-    case Value::Type::Sequence:
-      for (const Value& v : iterate(container)->items)
+    case Value::Type::Sequence: {
+      const ListPtr iterated = iterate(container);
+      for (const Value& v : iterated->items)
         if (equals(v, item)) return true;
       return false;
+    }
     case Value::Type::Dict:
       check_hashable(item);
       return container.dict().find(item) != nullptr;
@@ -402,8 +404,11 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
   }
   std::vector<Value> items;
   for (int64_t i : picks) items.push_back(obj.seq().items[size_t(i)]);
-  const SeqKind kind = obj.seq().kind == SeqKind::Tuple ? SeqKind::Tuple : SeqKind::List;
-  return Value::sequence(std::move(items), kind);
+  const ListData& s = obj.seq();
+  if (s.kind == SeqKind::Range)  // a slice of a range is a range: range(4)[1:] is range(1, 4)
+    return Value::range(s.range_start + lo * s.range_step, s.range_start + hi * s.range_step, s.range_step * step,
+                        std::move(items));
+  return Value::sequence(std::move(items), s.kind == SeqKind::Tuple ? SeqKind::Tuple : SeqKind::List);
 }
 
 ListPtr iterate(const Value& v) {

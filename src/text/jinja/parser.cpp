@@ -122,8 +122,11 @@ class Parser {
     skip_op(":");  // jinja2 accepts a Python-style colon after the arguments
     expect(Tok::BlockEnd, "end of statement block '%}'");
     Body body = subparse(end_tags);
-    if (cur().type == Tok::End)
-      error(opener.offset, "'" + opener.text + "' tag has no '" + std::string(*end_tags.begin()) + "' before the end of the template");
+    if (cur().type == Tok::End) {
+      std::string expected;
+      for (std::string_view t : end_tags) expected += str_cat(expected.empty() ? "" : " or ", "'", t, "'");
+      error(opener.offset, "unexpected end of template: the '" + opener.text + "' tag here needs " + expected);
+    }
     if (drop_end) advance();
     return body;
   }
