@@ -147,6 +147,17 @@ TEST(Jinja, LimitsKeepEveryTemplateFinite) {
   EXPECT_CONTAINS(error_of("{% set ns = namespace(s='x') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
                            ordered_json::object(), small),
                   "larger than");
+  // A list holding one big list many times prints, serializes and expands within the limit too.
+  jinja::RenderLimits one_mib;
+  one_mib.max_string_bytes = 1 << 20;
+  EXPECT_CONTAINS(error_of("{% set a = range(60000)|list %}{{ [a, a, a, a, a, a, a, a, a, a] }}", ordered_json::object(), one_mib),
+                  "printing a value takes more than");
+  EXPECT_CONTAINS(error_of("{% set a = range(60000)|list %}{{ [a, a, a, a, a, a, a, a, a, a]|tojson }}", ordered_json::object(),
+                           one_mib),
+                  "JSON text takes more than");
+  EXPECT_CONTAINS(error_of("{{ ('x' * 1000).replace('', 'abcdefgh' * 1000) }}", ordered_json::object(), one_mib),
+                  "replacement would take more than");
+  EXPECT_CONTAINS(error_of("{% set a = range(100000)|list %}{% set b = [a] * 200 %}"), "holds more than");
   EXPECT_CONTAINS(error_of("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"), "nests deeper");
   EXPECT_CONTAINS(error_of("{{ range(100001) }}"), "Range too big");
 }

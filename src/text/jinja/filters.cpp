@@ -20,10 +20,17 @@ namespace deltatune::jinja {
 
 namespace {
 
+// The items a filter goes through, counted as work against the render's step limit.
+ListPtr items_of(const Value& v, RenderState& state) {
+  ListPtr items = iterate(v);
+  state.charge(items->items.size());
+  return items;
+}
+
 Value generator(std::vector<Value> items) { return Value::sequence(std::move(items), SeqKind::Generator); }
 
 // soft_str: str(value), keeping a Markup a Markup.
-Value soft_str(const Value& v) { return v.is_string() ? v : Value::string(py_str(v)); }
+Value soft_str(const Value& v, const RenderState& state) { return v.is_string() ? v : Value::string(state.str(v)); }
 
 std::string html_escape(std::string_view s) {
   std::string out;
@@ -79,30 +86,30 @@ FILTER(length) {
 
 FILTER(string) {
   ArgReader(args, "string").finish();
-  return soft_str(v);
+  return soft_str(v, state);
 }
 
 FILTER(safe) {
   ArgReader(args, "safe").finish();
-  return Value::string(py_str(v), true);
+  return Value::string(state.str(v), true);
 }
 
 FILTER(escape) {
   ArgReader(args, "escape").finish();
   if (v.is_markup()) return v;
-  return Value::string(html_escape(py_str(v)), true);
+  return Value::string(html_escape(state.str(v)), true);
 }
 
 FILTER(forceescape) {
   ArgReader(args, "forceescape").finish();
-  return Value::string(html_escape(py_str(v)), true);
+  return Value::string(html_escape(state.str(v)), true);
 }
 
 FILTER(trim) {
   ArgReader r(args, "trim");
   const Value chars = r.next("chars", Value::none());
   r.finish();
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   std::optional<std::string> set;
   if (!chars.is_none()) {
     DT_CHECK(chars.is_string(), "strip arg must be None or str");
@@ -113,19 +120,19 @@ FILTER(trim) {
 
 FILTER(upper) {
   ArgReader(args, "upper").finish();
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   return Value::string(py_upper(s.str()), s.is_markup());
 }
 
 FILTER(lower) {
   ArgReader(args, "lower").finish();
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   return Value::string(py_lower(s.str()), s.is_markup());
 }
 
 FILTER(capitalize) {
   ArgReader(args, "capitalize").finish();
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   return Value::string(py_capitalize(s.str()), s.is_markup());
 }
 
@@ -133,7 +140,7 @@ FILTER(capitalize) {
 // character upper-cased and the rest lower-cased.
 FILTER(title) {
   ArgReader(args, "title").finish();
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   const std::u32string cps = to_code_points(s.str());
   auto is_separator = [](char32_t c) { return c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || is_space(c); };
   std::string out;
@@ -156,12 +163,12 @@ FILTER(title) {
 
 FILTER(replace) {
   ArgReader r(args, "replace");
-  const std::string old = py_str(r.required("old"));
-  const std::string rep = py_str(r.required("new"));
+  const std::string old = state.str(r.required("old"));
+  const std::string rep = state.str(r.required("new"));
   const Value count = r.next("count", Value::none());
   r.finish();
-  std::string out = py_replace(py_str(v), old, rep, count.is_none() ? -1 : int_param(count, "count"));
-  state.check_size(out.size());
+  std::string out = py_replace(state.str(v), old, rep, count.is_none() ? -1 : int_param(count, "count"),
+                               state.limits().max_string_bytes);
   return Value::string(std::move(out));
 }
 
@@ -180,29 +187,29 @@ FILTER(first) {
     if (g.consumed < g.items.size()) return g.items[g.consumed++];
     return Value::undefined("No first item, sequence was empty.");
   }
-  const ListPtr items = iterate(v);
+  const ListPtr items = items_of(v, state);
   return items->items.empty() ? Value::undefined("No first item, sequence was empty.") : items->items.front();
 }
 
 FILTER(last) {
   ArgReader(args, "last").finish();
   DT_CHECK(!(v.is_sequence() && v.seq().kind == SeqKind::Generator), "'generator' object is not reversible");
-  const ListPtr items = iterate(v);
+  const ListPtr items = items_of(v, state);
   return items->items.empty() ? Value::undefined("No last item, sequence was empty.") : items->items.back();
 }
 
 FILTER(join) {
   ArgReader r(args, "join");
-  const std::string sep = py_str(r.next("d", Value::string("")));
+  const std::string sep = state.str(r.next("d", Value::string("")));
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   r.finish();
   std::string out;
   bool first = true;
-  const ListPtr iterated = iterate(v);
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) {
     if (!first) out += sep;
     first = false;
-    out += py_str(follow(item, path));
+    out += state.str(follow(item, path));
     state.check_size(out.size());
   }
   return Value::string(std::move(out));
@@ -210,13 +217,14 @@ FILTER(join) {
 
 FILTER(list) {
   ArgReader(args, "list").finish();
-  return Value::sequence(iterate(v)->items);
+  return Value::sequence(items_of(v, state)->items);
 }
 
 FILTER(items) {
   ArgReader(args, "items").finish();
   if (v.is_undefined()) return generator({});
   DT_CHECK(v.is_dict(), "Can only get item pairs from a mapping.");
+  state.charge(v.dict().items.size());
   std::vector<Value> pairs;
   for (const auto& [k, val] : v.dict().items) pairs.push_back(Value::tuple({k, val}));
   return generator(std::move(pairs));
@@ -231,6 +239,7 @@ FILTER(dictsort) {
   DT_CHECK(by.is_string() && (by.str() == "key" || by.str() == "value"), "You can only sort by either \"key\" or \"value\"");
   DT_CHECK(v.is_dict(), "'", type_name(v), "' object has no attribute 'items'");
   const bool by_key = by.str() == "key";
+  state.charge(v.dict().items.size());
   std::vector<std::pair<Value, Value>> items = v.dict().items;
   std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
     const Value ka = case_key(by_key ? a.first : a.second, case_sensitive);
@@ -256,7 +265,7 @@ FILTER(sort) {
     paths.push_back(attribute_path(attribute));
   }
   std::vector<std::pair<Value, Value>> keyed;  // key, item
-  const ListPtr iterated = iterate(v);
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) {
     std::vector<Value> key;
     for (const auto& p : paths) key.push_back(case_key(follow(item, p), case_sensitive));
@@ -275,25 +284,27 @@ FILTER(unique) {
   const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   r.finish();
-  std::vector<Value> seen, out;
-  const ListPtr iterated = iterate(v);
+  // Python keeps a set of the keys seen; a dict with the keys as keys is that set.
+  DictData seen;
+  std::vector<Value> out;
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) {
     const Value key = case_key(follow(item, path), case_sensitive);
     check_hashable(key);
-    if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
-      seen.push_back(key);
+    if (!seen.find(key)) {
+      seen.set(key, Value::none());
       out.push_back(item);
     }
   }
   return generator(std::move(out));
 }
 
-Value min_or_max(const Value& v, const Arguments& args, const char* name, bool max) {
+Value min_or_max(const Value& v, const Arguments& args, RenderState& state, const char* name, bool max) {
   ArgReader r(args, name);
   const bool case_sensitive = truthy(r.next("case_sensitive", Value::boolean(false)));
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   r.finish();
-  const ListPtr items = iterate(v);
+  const ListPtr items = items_of(v, state);
   if (items->items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
   const Value* best = &items->items[0];
   Value best_key = case_key(follow(*best, path), case_sensitive);
@@ -307,15 +318,15 @@ Value min_or_max(const Value& v, const Arguments& args, const char* name, bool m
   return *best;
 }
 
-FILTER(min) { return min_or_max(v, args, "min", false); }
-FILTER(max) { return min_or_max(v, args, "max", true); }
+FILTER(min) { return min_or_max(v, args, state, "min", false); }
+FILTER(max) { return min_or_max(v, args, state, "max", true); }
 
 FILTER(sum) {
   ArgReader r(args, "sum");
   const std::vector<Value> path = attribute_path(r.next("attribute", Value::none()));
   Value total = r.next("start", Value::integer(0));
   r.finish();
-  const ListPtr iterated = iterate(v);
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) total = binary_op(ast::BinaryOp::Add, total, follow(item, path), state);
   return total;
 }
@@ -327,7 +338,7 @@ FILTER(reverse) {
     std::reverse(cps.begin(), cps.end());
     return Value::string(to_utf8(cps), v.is_markup());
   }
-  std::vector<Value> items = iterate(v)->items;
+  std::vector<Value> items = items_of(v, state)->items;
   std::reverse(items.begin(), items.end());
   return generator(std::move(items));
 }
@@ -335,7 +346,7 @@ FILTER(reverse) {
 FILTER(map) {
   ArgReader r(args, "map");
   std::vector<Value> out;
-  const ListPtr items = iterate(v);
+  const ListPtr items = items_of(v, state);
   // map(attribute='x', default=...) or map('filter', *args, **kwargs)
   bool by_attribute = true;
   for (const Argument& a : args) by_attribute &= !a.name.empty();
@@ -374,7 +385,7 @@ Value select(const Value& v, const Arguments& args, RenderState& state, bool by_
   }
   const Arguments rest(args.begin() + std::ptrdiff_t(next), args.end());
   std::vector<Value> out;
-  const ListPtr iterated = iterate(v);
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) {
     const Value subject = follow(item, path);
     const bool passed = test ? test(subject, rest, state) : truthy(subject);
@@ -406,7 +417,7 @@ FILTER(batch) {
   r.finish();
   DT_CHECK(size > 0, "batch: linecount must be positive");
   std::vector<Value> out, row;
-  const ListPtr iterated = iterate(v);
+  const ListPtr iterated = items_of(v, state);
   for (const Value& item : iterated->items) {
     row.push_back(item);
     if (int64_t(row.size()) == size) out.push_back(Value::sequence(std::exchange(row, {})));
@@ -425,7 +436,7 @@ FILTER(slice) {
   const Value fill = r.next("fill_with", Value::none());
   r.finish();
   DT_CHECK(slices > 0 && slices <= 100000, "slice: slices must be in 1..100000");
-  const std::vector<Value> seq = iterate(v)->items;
+  const std::vector<Value> seq = items_of(v, state)->items;
   const int64_t n = int64_t(seq.size()), per = n / slices, extra = n % slices;
   int64_t offset = 0;
   std::vector<Value> out;
@@ -497,7 +508,7 @@ FILTER(center) {
   const int64_t width = int_param(r.next("width", Value::integer(80)), "width");
   r.finish();
   state.check_size(size_t(std::max<int64_t>(width, 0)));
-  return Value::string(py_center(py_str(v), width, " "));
+  return Value::string(py_center(state.str(v), width, " "));
 }
 
 FILTER(indent) {
@@ -515,7 +526,7 @@ FILTER(indent) {
     indentation = std::string(size_t(std::max<int64_t>(n, 0)), ' ');
   }
   // jinja2 appends a newline before splitting lines, so a trailing newline leaves an empty line.
-  const std::vector<std::string> lines = py_splitlines(py_str(v) + "\n", false);
+  const std::vector<std::string> lines = py_splitlines(state.str(v) + "\n", false);
   std::string out;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i) out += '\n';
@@ -531,14 +542,14 @@ FILTER(truncate) {
   ArgReader r(args, "truncate");
   const int64_t max_length = int_param(r.next("length", Value::integer(255)), "length");
   const bool killwords = truthy(r.next("killwords", Value::boolean(false)));
-  const std::string end = py_str(r.next("end", Value::string("...")));
+  const std::string end = state.str(r.next("end", Value::string("...")));
   const Value leeway_v = r.next("leeway", Value::none());
   r.finish();
   const int64_t leeway = leeway_v.is_none() ? 5 : int_param(leeway_v, "leeway");  // jinja2's truncate.leeway
   const int64_t end_len = int64_t(code_point_count(end));
   DT_CHECK(max_length >= end_len, "expected length >= ", end_len, ", got ", max_length);
   DT_CHECK(leeway >= 0, "expected leeway >= 0, got ", leeway);
-  const std::u32string s = to_code_points(py_str(v));
+  const std::u32string s = to_code_points(state.str(v));
   if (int64_t(s.size()) <= max_length + leeway) return Value::string(to_utf8(s));
   std::string head = to_utf8(s.substr(0, size_t(max_length - end_len)));
   if (!killwords) head = py_rsplit(head, std::string(" "), 1)[0];
@@ -553,7 +564,7 @@ FILTER(format) {
     else named.set(Value::string(a.name), a.value);
   }
   DT_CHECK(positional.empty() || named.items.empty(), "can't handle positional and keyword arguments at the same time");
-  const Value s = soft_str(v);
+  const Value s = soft_str(v, state);
   const Value format_args = named.items.empty() ? Value::tuple(std::move(positional)) : Value::dict(std::move(named));
   return Value::string(percent_format(s.str(), format_args, s.is_markup(), state), s.is_markup());
 }
@@ -581,8 +592,8 @@ FILTER(tojson) {
     o.item_separator = seps->items[0].str();
     o.key_separator = seps->items[1].str();
   }
+  o.max_bytes = state.limits().max_string_bytes;
   std::string out = py_json_dumps(v, o);
-  state.check_size(out.size());
   return Value::string(std::move(out));
 }
 

@@ -124,15 +124,15 @@ Value make_dict(const Arguments& args, RenderState&) {
 Value make_namespace(const Arguments& args, RenderState& state) {
   std::shared_ptr<Namespace> ns = state.new_namespace();
   const Value dict = make_dict(args, state);
-  for (const auto& [k, v] : dict.dict().items) ns->set(py_str(k), v);
+  for (const auto& [k, v] : dict.dict().items) ns->set(state.str(k), v);
   return Value::object(ns);
 }
 
-Value raise_exception(const Arguments& args, RenderState&) {
+Value raise_exception(const Arguments& args, RenderState& state) {
   ArgReader r(args, "raise_exception");
   const Value message = r.required("message");
   r.finish();
-  fail("the template raised an error: ", py_str(message));
+  fail("the template raised an error: ", state.str(message));
 }
 
 // datetime.now().strftime(format), in local time.
@@ -172,11 +172,11 @@ class Joiner : public Object {
   mutable bool used_ = false;  // one joiner belongs to one render
 };
 
-Value make_joiner(const Arguments& args, RenderState&) {
+Value make_joiner(const Arguments& args, RenderState& state) {
   ArgReader r(args, "joiner");
   const Value sep = r.next("sep", Value::string(", "));
   r.finish();
-  return Value::object(std::make_shared<Joiner>(py_str(sep)));
+  return Value::object(std::make_shared<Joiner>(state.str(sep)));
 }
 
 }  // namespace

@@ -164,6 +164,15 @@ void RenderState::check_size(size_t bytes) const {
            limits_.max_string_bytes, " bytes");
 }
 
+std::string RenderState::str(const Value& v) const { return py_str(v, limits_.max_string_bytes); }
+std::string RenderState::repr(const Value& v) const { return py_repr(v, limits_.max_string_bytes); }
+
+void RenderState::charge(size_t work) {
+  if (limits_.max_steps == 0) return;
+  steps_ += work;
+  DT_CHECK(steps_ <= limits_.max_steps, "the template ran more than ", limits_.max_steps, " steps");
+}
+
 void RenderState::step() {
   DT_CHECK(limits_.max_steps == 0 || ++steps_ <= limits_.max_steps, "the template ran more than ", limits_.max_steps,
            " steps");
@@ -210,7 +219,7 @@ RenderState::Flow RenderState::exec_stmt(const Stmt& s, const FramePtr& frame, s
     step();
     switch (s.kind) {
       case StmtKind::Text: append(out, static_cast<const Text&>(s).text); break;
-      case StmtKind::Print: append(out, py_str(eval(*static_cast<const Print&>(s).expr, frame))); break;
+      case StmtKind::Print: append(out, str(eval(*static_cast<const Print&>(s).expr, frame))); break;
       case StmtKind::If: {
         const auto& n = static_cast<const If&>(s);
         for (const auto& [test, body] : n.branches)
@@ -245,7 +254,7 @@ RenderState::Flow RenderState::exec_stmt(const Stmt& s, const FramePtr& frame, s
         const Flow flow = exec(n.body, std::make_shared<Frame>(frame), body);
         if (flow != Flow::Normal) return flow;  // jinja2 never outputs a block left by break
         const Value v = Value::string(std::move(body));
-        append(out, py_str(eval_filter(static_cast<const Filter&>(*n.filter), frame, &v)));
+        append(out, str(eval_filter(static_cast<const Filter&>(*n.filter), frame, &v)));
         break;
       }
       case StmtKind::With: {
@@ -305,7 +314,7 @@ Value RenderState::call_loop(const For& loop, const FramePtr& scope, const Value
 
 void RenderState::exec_call_block(const CallBlock& s, const FramePtr& frame, std::string& out) {
   const Value caller = Value::object(std::make_shared<MacroObject>(*s.caller, capture(frame)));
-  append(out, py_str(eval_call(static_cast<const Call&>(*s.call), frame, &caller)));
+  append(out, str(eval_call(static_cast<const Call&>(*s.call), frame, &caller)));
 }
 
 void RenderState::assign(const Target& t, const Value& v, const FramePtr& frame) {
@@ -519,7 +528,7 @@ Value RenderState::eval_inner(const Expr& e, const FramePtr& frame) {
       Value left = eval(*c.first, frame);
       for (const auto& [op, expr] : c.rest) {
         Value right = eval(*expr, frame);
-        if (!compare(op, left, right)) return Value::boolean(false);
+        if (!compare(op, left, right, *this)) return Value::boolean(false);
         left = std::move(right);
       }
       return Value::boolean(true);
@@ -551,7 +560,7 @@ Value RenderState::eval_inner(const Expr& e, const FramePtr& frame) {
     case ExprKind::Concat: {  // a ~ b: str() of each, undefined as ""
       std::string out;
       for (const ExprPtr& item : static_cast<const ast::Sequence&>(e).items) {
-        out += py_str(eval(*item, frame));
+        out += str(eval(*item, frame));
         check_size(out.size());
       }
       return Value::string(std::move(out));

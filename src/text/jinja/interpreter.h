@@ -52,6 +52,11 @@ class RenderState {
   // For built-in filters and functions.
   Value call(const Value& callee, const Arguments& args);
   void check_size(size_t bytes) const;
+  // str(v) and repr(v) within the render's size limit.
+  std::string str(const Value& v) const;
+  std::string repr(const Value& v) const;
+  // Counts work done outside statements (a filter over n items costs n), against max_steps.
+  void charge(size_t work);
   std::shared_ptr<Namespace> new_namespace();
   const RenderLimits& limits() const { return limits_; }
 

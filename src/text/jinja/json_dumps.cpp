@@ -78,6 +78,10 @@ class Encoder {
   std::string out;
 
  private:
+  void check_size() const {
+    DT_CHECK(out.size() <= o_.max_bytes, "the JSON text takes more than ", o_.max_bytes, " bytes");
+  }
+
   void newline(int level) {
     if (!o_.indent) return;
     out += '\n';
@@ -94,6 +98,7 @@ class Encoder {
       if (i) out += item_sep_;
       newline(level + 1);
       encode(items[i], level + 1);
+      check_size();
     }
     newline(level);
     out += ']';
@@ -125,6 +130,7 @@ class Encoder {
       append_json_string(out, key_text(items[i]->first), o_.ensure_ascii);
       out += key_sep_;
       encode(items[i]->second, level + 1);
+      check_size();
     }
     newline(level);
     out += '}';

@@ -4,6 +4,7 @@
 // reach the model verbatim). Separators default to (", ", ": "), or (",", ": ") with an indent.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,6 +17,7 @@ struct JsonDumpsOptions {
   std::optional<std::string> indent;  // the text of one level; none: everything on one line
   std::optional<std::string> item_separator, key_separator;
   bool sort_keys = false;
+  size_t max_bytes = SIZE_MAX;  // a longer text is an error
 };
 
 std::string py_json_dumps(const Value& v, const JsonDumpsOptions& options);

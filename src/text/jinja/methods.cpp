@@ -132,8 +132,7 @@ Value str_method(const Value& self, std::string_view name, const Arguments& args
     const std::string& old = str_arg(r.required("old"), name);
     const std::string& rep = str_arg(r.required("new"), name);
     const int64_t count = int_arg(r.next("count", Value::integer(-1)), name);
-    std::string out = py_replace(s, old, rep, count);
-    state.check_size(out.size());
+    std::string out = py_replace(s, old, rep, count, state.limits().max_string_bytes);
     return done(Value::string(std::move(out), m));
   }
   if (name == "upper") return done(Value::string(py_upper(s), m));
@@ -246,7 +245,7 @@ Value sequence_method(const Value& self, std::string_view name, const Arguments&
     r.finish();
     for (size_t i = 0; i < items.size(); ++i)
       if (equals(items[i], x)) return Value::integer(int64_t(i));
-    fail(py_repr(x), " is not in ", type_name(self));
+    fail(py_repr_short(x), " is not in ", type_name(self));
   }
   if (name == "copy") {
     r.finish();

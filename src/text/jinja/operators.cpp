@@ -266,12 +266,12 @@ bool ordered(CompareOp op, const Value& a, const Value& b) {
 
 bool less_than(const Value& a, const Value& b) { return ordered(CompareOp::Lt, a, b); }
 
-bool compare(CompareOp op, const Value& a, const Value& b) {
+bool compare(CompareOp op, const Value& a, const Value& b, RenderState& state) {
   switch (op) {
     case CompareOp::Eq: return equals(a, b);
     case CompareOp::Ne: return !equals(a, b);
-    case CompareOp::In: return contains(b, a);
-    case CompareOp::NotIn: return !contains(b, a);
+    case CompareOp::In: return contains(b, a, state);
+    case CompareOp::NotIn: return !contains(b, a, state);
     default: return ordered(op, a, b);
   }
 }
@@ -285,13 +285,14 @@ void check_hashable(const Value& key) {
     for (const Value& v : key.seq().items) check_hashable(v);
 }
 
-bool contains(const Value& container, const Value& item) {
+bool contains(const Value& container, const Value& item, RenderState& state) {
   switch (container.type()) {
     case Value::Type::String:
       DT_CHECK(item.is_string(), "'in <string>' requires string as left operand, not ", type_name(item));
       return container.str().find(item.str()) != std::string::npos;
     case Value::Type::Sequence: {
       const ListPtr iterated = iterate(container);
+      state.charge(iterated->items.size());
       for (const Value& v : iterated->items)
         if (equals(v, item)) return true;
       return false;
@@ -363,7 +364,7 @@ Value get_item(const Value& obj, const Value& key) {
     if (std::optional<Value> attr = builtin_attribute(obj, key.str())) return *attr;
     return missing_attribute(obj, key.str());
   }
-  return Value::undefined(object_type_repr(obj) + " has no element " + py_repr(key));
+  return Value::undefined(object_type_repr(obj) + " has no element " + py_repr_short(key));
 }
 
 Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {

@@ -20,8 +20,8 @@ namespace deltatune::jinja {
 Value binary_op(ast::BinaryOp op, const Value& a, const Value& b, RenderState& state);
 Value negate(const Value& v);
 Value unary_plus(const Value& v);
-bool compare(ast::CompareOp op, const Value& a, const Value& b);
-bool contains(const Value& container, const Value& item);  // `item in container`
+bool compare(ast::CompareOp op, const Value& a, const Value& b, RenderState& state);
+bool contains(const Value& container, const Value& item, RenderState& state);  // `item in container`
 // Python's a < b (TypeError across kinds); used by comparisons, sort, min and max.
 bool less_than(const Value& a, const Value& b);
 

@@ -131,7 +131,12 @@ std::vector<std::string> py_splitlines(std::string_view s, bool keep_ends) {
   return out;
 }
 
-std::string py_replace(std::string_view s, std::string_view old, std::string_view replacement, int64_t count) {
+std::string py_replace(std::string_view s, std::string_view old, std::string_view replacement, int64_t count,
+                       size_t max_bytes) {
+  int64_t matches = old.empty() ? int64_t(code_point_count(s)) + 1 : py_count(s, old);
+  if (count >= 0) matches = std::min(matches, count);
+  const double result_bytes = double(s.size()) + double(matches) * (double(replacement.size()) - double(old.size()));
+  DT_CHECK(result_bytes <= double(max_bytes), "the replacement would take more than ", max_bytes, " bytes");
   std::string out;
   int64_t done = 0;
   if (old.empty()) {

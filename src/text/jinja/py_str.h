@@ -2,6 +2,7 @@
 // Shared by the str methods templates call ("a b".split()) and the filters built on them (trim).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +16,9 @@ std::string py_strip(std::string_view s, const std::optional<std::string>& chars
 std::vector<std::string> py_split(std::string_view s, const std::optional<std::string>& sep, int64_t max_split);
 std::vector<std::string> py_rsplit(std::string_view s, const std::optional<std::string>& sep, int64_t max_split);
 std::vector<std::string> py_splitlines(std::string_view s, bool keep_ends);
-std::string py_replace(std::string_view s, std::string_view old, std::string_view replacement, int64_t count);
+// Fails before building a result longer than max_bytes.
+std::string py_replace(std::string_view s, std::string_view old, std::string_view replacement, int64_t count,
+                       size_t max_bytes = SIZE_MAX);
 // find/rfind as code point indices; -1 when absent.
 int64_t py_find(std::string_view s, std::string_view sub, bool from_right);
 int64_t py_count(std::string_view s, std::string_view sub);

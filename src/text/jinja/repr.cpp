@@ -13,30 +13,38 @@ namespace {
 
 // Python's reprs guard against containers that hold themselves (a namespace assigned into itself)
 // by printing "{...}" or "[...]" for the inner occurrence; the stack of containers being printed
-// does the same here, and also bounds the recursion.
+// does the same here, and also bounds the recursion. Text goes into one buffer with a byte budget:
+// a list that holds the same big list many times would otherwise print without bound.
 class Printer {
  public:
-  std::string repr(const Value& v) {
+  Printer(size_t max_bytes, bool truncate) : max_bytes_(max_bytes), truncate_(truncate) {}
+
+  void repr(const Value& v) {
     switch (v.type()) {
-      case Value::Type::Undefined: return "Undefined";
-      case Value::Type::None: return "None";
-      case Value::Type::Bool: return v.as_bool() ? "True" : "False";
-      case Value::Type::Int: return std::to_string(v.as_int());
-      case Value::Type::Float: return py_float_repr(v.as_float());
+      case Value::Type::Undefined: return put("Undefined");
+      case Value::Type::None: return put("None");
+      case Value::Type::Bool: return put(v.as_bool() ? "True" : "False");
+      case Value::Type::Int: return put(std::to_string(v.as_int()));
+      case Value::Type::Float: return put(py_float_repr(v.as_float()));
       case Value::Type::String:
-        return v.is_markup() ? "Markup(" + py_repr_string(v.str()) + ")" : py_repr_string(v.str());
+        if (v.is_markup()) return put(str_cat("Markup(", py_repr_string(v.str()), ")"));
+        return put(py_repr_string(v.str()));
       case Value::Type::Sequence: return sequence(v);
       case Value::Type::Dict: return dict(v.dict(), &v.dict());
       case Value::Type::Object: return object(v);
     }
-    return "";
   }
 
-  std::string namespace_repr(const Namespace& ns) {
+  void namespace_repr(const Namespace& ns) {
     DictData attrs;
     for (const auto& [k, val] : ns.attrs) attrs.items.emplace_back(Value::string(k), val);
-    return "<Namespace " + dict(attrs, &ns) + ">";
+    put("<Namespace ");
+    dict(attrs, &ns);
+    put(">");
   }
+
+  std::string out;
+  bool full = false;  // truncated at the budget
 
  private:
   struct Guard {
@@ -53,63 +61,90 @@ class Printer {
     return false;
   }
 
-  std::string items(const std::vector<Value>& items) {
-    std::string out;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i) out += ", ";
-      out += repr(items[i]);
+  void put(std::string_view text) {
+    if (full) return;
+    if (out.size() + text.size() > max_bytes_) {
+      DT_CHECK(truncate_, "printing a value takes more than ", max_bytes_, " bytes");
+      out += text.substr(0, max_bytes_ - out.size());
+      out += "...";
+      full = true;
+      return;
     }
-    return out;
+    out += text;
   }
 
-  std::string sequence(const Value& v) {
+  void items(const std::vector<Value>& items) {
+    for (size_t i = 0; i < items.size() && !full; ++i) {
+      if (i) put(", ");
+      repr(items[i]);
+    }
+  }
+
+  void sequence(const Value& v) {
     const ListData& s = v.seq();
-    if (is_open(&s)) return s.kind == SeqKind::Tuple ? "(...)" : "[...]";
+    if (is_open(&s)) return put(s.kind == SeqKind::Tuple ? "(...)" : "[...]");
     Guard guard(*this, &s);
     switch (s.kind) {
-      case SeqKind::List: return str_cat("[", items(s.items), "]");
-      case SeqKind::Tuple: return str_cat("(", items(s.items), s.items.size() == 1 ? ",)" : ")");
-      case SeqKind::Generator: return "<generator object>";
+      case SeqKind::List: put("["); items(s.items); return put("]");
+      case SeqKind::Tuple: put("("); items(s.items); return put(s.items.size() == 1 ? ",)" : ")");
+      case SeqKind::Generator: return put("<generator object>");
       case SeqKind::Range:
-        return str_cat("range(", s.range_start, ", ", s.range_stop,
-                       s.range_step != 1 ? ", " + std::to_string(s.range_step) : "", ")");
-      case SeqKind::DictKeys: return "dict_keys([" + items(s.items) + "])";
-      case SeqKind::DictValues: return "dict_values([" + items(s.items) + "])";
-      case SeqKind::DictItems: return "dict_items([" + items(s.items) + "])";
+        return put(str_cat("range(", s.range_start, ", ", s.range_stop,
+                           s.range_step != 1 ? ", " + std::to_string(s.range_step) : "", ")"));
+      case SeqKind::DictKeys: put("dict_keys(["); items(s.items); return put("])");
+      case SeqKind::DictValues: put("dict_values(["); items(s.items); return put("])");
+      case SeqKind::DictItems: put("dict_items(["); items(s.items); return put("])");
     }
-    return "";
   }
 
-  std::string dict(const DictData& d, const void* identity) {
-    if (is_open(identity)) return "{...}";
+  void dict(const DictData& d, const void* identity) {
+    if (is_open(identity)) return put("{...}");
     Guard guard(*this, identity);
-    std::string out = "{";
-    for (size_t i = 0; i < d.items.size(); ++i) {
-      if (i) out += ", ";
-      out += repr(d.items[i].first) + ": " + repr(d.items[i].second);
+    put("{");
+    for (size_t i = 0; i < d.items.size() && !full; ++i) {
+      if (i) put(", ");
+      repr(d.items[i].first);
+      put(": ");
+      repr(d.items[i].second);
     }
-    return out + "}";
+    put("}");
   }
 
-  std::string object(const Value& v) {
+  void object(const Value& v) {
     if (const auto* ns = dynamic_cast<const Namespace*>(&v.object())) return namespace_repr(*ns);
-    return v.object().repr();
+    put(v.object().repr());
   }
 
+  size_t max_bytes_;
+  bool truncate_;
   std::vector<const void*> open_;
 };
 
 }  // namespace
 
-std::string py_repr(const Value& v) { return Printer().repr(v); }
-
-std::string py_str(const Value& v) {
-  if (v.is_string()) return v.str();
-  if (v.is_undefined()) return "";
-  return py_repr(v);
+std::string py_repr(const Value& v, size_t max_bytes) {
+  Printer p(max_bytes, false);
+  p.repr(v);
+  return std::move(p.out);
 }
 
-std::string Namespace::repr() const { return Printer().namespace_repr(*this); }
+std::string py_repr_short(const Value& v) {
+  Printer p(200, true);
+  p.repr(v);
+  return std::move(p.out);
+}
+
+std::string py_str(const Value& v, size_t max_bytes) {
+  if (v.is_string()) return v.str();
+  if (v.is_undefined()) return "";
+  return py_repr(v, max_bytes);
+}
+
+std::string Namespace::repr() const {
+  Printer p(SIZE_MAX, false);
+  p.namespace_repr(*this);
+  return std::move(p.out);
+}
 
 std::string py_repr_string(std::string_view s) {
   const bool has_single = s.find('\'') != std::string_view::npos;

@@ -3,6 +3,7 @@
 // "True" and an undefined value as nothing.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -10,8 +11,11 @@
 
 namespace deltatune::jinja {
 
-std::string py_str(const Value& v);   // str(v)
-std::string py_repr(const Value& v);  // repr(v)
+// str(v) and repr(v); printing more than max_bytes is an error (a render passes its limit).
+std::string py_str(const Value& v, size_t max_bytes = SIZE_MAX);
+std::string py_repr(const Value& v, size_t max_bytes = SIZE_MAX);
+// repr(v) cut at about 200 bytes, for messages.
+std::string py_repr_short(const Value& v);
 std::string py_repr_string(std::string_view s);
 std::string py_float_repr(double d);
 

@@ -28,8 +28,8 @@ std::string html_escape_text(std::string_view s) {
 }
 
 // repr() with non-ASCII characters escaped: Python's ascii().
-std::string py_ascii(const Value& v) {
-  const std::string r = py_repr(v);
+std::string py_ascii(const Value& v, const RenderState& state) {
+  const std::string r = state.repr(v);
   std::string out;
   for (size_t i = 0; i < r.size();) {
     const char32_t c = next_code_point(r, i);
@@ -193,7 +193,7 @@ class PercentFormatter {
     const bool left = flags.find('-') != std::string::npos;
     switch (type) {
       case 's': case 'r': case 'a': {
-        std::string s = type == 's' ? py_str(v) : type == 'r' ? py_repr(v) : py_ascii(v);
+        std::string s = type == 's' ? state_.str(v) : type == 'r' ? state_.repr(v) : py_ascii(v, state_);
         if (precision >= 0) s = first_code_points(s, precision);
         if (markup_ && !(type == 's' && v.is_markup())) s = html_escape_text(s);
         return pad(s, width, left ? '<' : '>', ' ', 0, state_);
@@ -342,7 +342,7 @@ std::string format_float(double d, const Spec& spec, std::string_view raw, Rende
 }
 
 std::string format_with_spec(const Value& v, std::string_view raw, RenderState& state) {
-  if (raw.empty()) return py_str(v);
+  if (raw.empty()) return state.str(v);
   const Spec spec = parse_spec(raw);
   if (v.is_string()) {
     DT_CHECK(!spec.type || spec.type == 's', "Unknown format code '", spec.type, "' for object of type 'str'");
@@ -444,9 +444,9 @@ class BraceFormatter {
     }
     std::string spec;
     if (end < text.size()) spec = run(text.substr(end + 1), depth + 1);  // specs may hold {fields}
-    if (conversion == 'r') v = Value::string(py_repr(v));
-    else if (conversion == 's') v = Value::string(py_str(v));
-    else if (conversion == 'a') v = Value::string(py_ascii(v));
+    if (conversion == 'r') v = Value::string(state_.repr(v));
+    else if (conversion == 's') v = Value::string(state_.str(v));
+    else if (conversion == 'a') v = Value::string(py_ascii(v, state_));
     else DT_CHECK(!conversion, "Unknown conversion specifier ", std::string(1, conversion));
     return format_with_spec(v, spec, state_);
   }

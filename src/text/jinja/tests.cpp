@@ -87,13 +87,13 @@ TEST(even) { no_args(args, "even"); return remainder_is(v, Value::integer(2), 0,
 TEST(divisibleby) { return remainder_is(v, one_arg(args, "divisibleby"), 0, state); }
 TEST(filter) { no_args(args, "filter"); return v.is_string() && find_filter(v.str()) != nullptr; }
 TEST(test) { no_args(args, "test"); return v.is_string() && find_test(v.str()) != nullptr; }
-TEST(in) { return contains(one_arg(args, "in"), v); }
-TEST(eq) { return compare(CompareOp::Eq, v, one_arg(args, "eq")); }
-TEST(ne) { return compare(CompareOp::Ne, v, one_arg(args, "ne")); }
-TEST(lt) { return compare(CompareOp::Lt, v, one_arg(args, "lt")); }
-TEST(le) { return compare(CompareOp::Le, v, one_arg(args, "le")); }
-TEST(gt) { return compare(CompareOp::Gt, v, one_arg(args, "gt")); }
-TEST(ge) { return compare(CompareOp::Ge, v, one_arg(args, "ge")); }
+TEST(in) { return contains(one_arg(args, "in"), v, state); }
+TEST(eq) { return compare(CompareOp::Eq, v, one_arg(args, "eq"), state); }
+TEST(ne) { return compare(CompareOp::Ne, v, one_arg(args, "ne"), state); }
+TEST(lt) { return compare(CompareOp::Lt, v, one_arg(args, "lt"), state); }
+TEST(le) { return compare(CompareOp::Le, v, one_arg(args, "le"), state); }
+TEST(gt) { return compare(CompareOp::Gt, v, one_arg(args, "gt"), state); }
+TEST(ge) { return compare(CompareOp::Ge, v, one_arg(args, "ge"), state); }
 // Python's `is`: the same object. Scalars are compared by value, as CPython shares small ints,
 // None, True, False and equal constants.
 TEST(sameas) {

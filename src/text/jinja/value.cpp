@@ -1,6 +1,8 @@
 #include "text/jinja/value.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 
 
 namespace deltatune::jinja {
@@ -12,8 +14,20 @@ const std::string& empty_string() {
   return empty;
 }
 
-void check_depth(uint32_t depth) {
+void check_shape(uint32_t depth, uint64_t weight) {
   DT_CHECK(depth <= kMaxValueDepth, "lists and dicts nest more than ", kMaxValueDepth, " deep");
+  DT_CHECK(weight <= kMaxValueWeight, "a list or dict holds more than ", kMaxValueWeight,
+           " values, counting nested ones");
+}
+
+// The integer a key equals, if any: Python hashes 1, 1.0 and True alike.
+std::optional<int64_t> integral_key(const Value& key) {
+  if (key.is_int() || key.is_bool()) return key.as_int();
+  if (key.is_float()) {
+    const double d = key.as_float();
+    if (d == std::floor(d) && std::fabs(d) < 9.2e18) return int64_t(d);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -29,9 +43,14 @@ Value Value::string(std::string s, bool markup) {
 Value Value::sequence(std::vector<Value> items, SeqKind kind) {
   auto data = std::make_shared<ListData>();
   uint32_t depth = 0;
-  for (const Value& v : items) depth = std::max(depth, v.depth());
+  uint64_t weight = 1;
+  for (const Value& v : items) {
+    depth = std::max(depth, v.depth());
+    weight = std::min(weight + v.weight(), kMaxValueWeight + 1);
+  }
   data->depth = depth + 1;
-  check_depth(data->depth);
+  data->weight = weight;
+  check_shape(data->depth, data->weight);
   data->items = std::move(items);
   data->kind = kind;
   return Value(Data(ListPtr(std::move(data))));
@@ -49,9 +68,14 @@ Value Value::range(int64_t start, int64_t stop, int64_t step, std::vector<Value>
 
 Value Value::dict(DictData d) {
   uint32_t depth = 0;
-  for (const auto& [k, v] : d.items) depth = std::max({depth, k.depth(), v.depth()});
+  uint64_t weight = 1;
+  for (const auto& [k, v] : d.items) {
+    depth = std::max({depth, k.depth(), v.depth()});
+    weight = std::min(weight + k.weight() + v.weight(), kMaxValueWeight + 1);
+  }
   d.depth = depth + 1;
-  check_depth(d.depth);
+  d.weight = weight;
+  check_shape(d.depth, d.weight);
   return Value(Data(DictPtr(std::make_shared<const DictData>(std::move(d)))));
 }
 
@@ -70,9 +94,23 @@ uint32_t Value::depth() const {
   return 0;
 }
 
+uint64_t Value::weight() const {
+  if (is_sequence()) return seq().weight;
+  if (is_dict()) return dict().weight;
+  return 1;
+}
+
 void DictData::set(Value key, Value value) {
-  if (key.is_string()) {  // a string equals no other type, so the index alone decides
+  // A string equals no other type, and an integral key only other integral keys: the indexes
+  // decide; other keys (non-integral floats, tuples, None) are compared one by one.
+  if (key.is_string()) {
     auto [it, inserted] = string_index.emplace(key.str(), items.size());
+    if (inserted) items.emplace_back(std::move(key), std::move(value));
+    else items[it->second].second = std::move(value);
+    return;
+  }
+  if (const auto i = integral_key(key)) {
+    auto [it, inserted] = int_index.emplace(*i, items.size());
     if (inserted) items.emplace_back(std::move(key), std::move(value));
     else items[it->second].second = std::move(value);
     return;
@@ -93,6 +131,10 @@ const Value* DictData::find(std::string_view key) const {
 
 const Value* DictData::find(const Value& key) const {
   if (key.is_string()) return find(key.str());
+  if (const auto i = integral_key(key)) {
+    auto it = int_index.find(*i);
+    return it == int_index.end() ? nullptr : &items[it->second].second;
+  }
   for (const auto& item : items)
     if (equals(item.first, key)) return &item.second;
   return nullptr;

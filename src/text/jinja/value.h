@@ -76,9 +76,11 @@ class Value {
   const ObjectPtr& object_ptr() const { return std::get<ObjectPtr>(data_); }
   const std::string& undefined_reason() const;
 
-  // How deeply lists and dicts nest inside this value (objects count as 1): bounded when a
-  // container is built, so printing, comparing and freeing values never recurse without limit.
+  // How deeply lists and dicts nest inside this value (objects count as 0), and how many values it
+  // holds counting nested ones (shared lists count each time). Both are bounded when a container
+  // is built, so printing, comparing and freeing values never recurse or run without limit.
   uint32_t depth() const;
+  uint64_t weight() const;
 
  private:
   struct UndefinedData {
@@ -96,22 +98,26 @@ class Value {
 };
 
 constexpr uint32_t kMaxValueDepth = 500;
+constexpr uint64_t kMaxValueWeight = uint64_t(1) << 24;
 
 struct ListData {
   std::vector<Value> items;
   SeqKind kind = SeqKind::List;
   uint32_t depth = 1;
+  uint64_t weight = 1;
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // SeqKind::Range, for its repr
   // A generator is used up as it is iterated: the items before `consumed` are gone.
   mutable size_t consumed = 0;
 };
 
-// A dict in insertion order, as Python's. Keys are any hashable value; string keys (all keys of
-// JSON input) are also indexed by hash.
+// A dict in insertion order, as Python's. Keys are any hashable value; string and integer keys
+// are also indexed by hash (1, 1.0 and True are one key, as in Python).
 struct DictData {
   std::vector<std::pair<Value, Value>> items;
   std::unordered_map<std::string, size_t> string_index;
+  std::unordered_map<int64_t, size_t> int_index;  // ints, and bools and floats equal to one
   uint32_t depth = 1;
+  uint64_t weight = 1;
 
   // Inserts, or replaces the value of an equal key in place (Python keeps the first position).
   void set(Value key, Value value);
