@@ -194,6 +194,7 @@ FILTER(int) {
   const Value fallback = r.next("default", Value::integer(0));
   const int64_t base = int_param(r.next("base", Value::integer(10)), "base");
   r.finish();
+  if (v.is_undefined()) fail_undefined(v);  // Python's int() asks the value, and Undefined refuses
   // int(value, base) for strings, then int(float(value)), then the default: "42.23"|int is 42.
   if (auto i = to_int(v, v.is_string() ? int(base) : 10)) return Value::integer(*i);
   if (auto d = to_float(v); d && std::isfinite(*d)) return Value::integer(*to_int(Value::number(*d)));
@@ -204,6 +205,7 @@ FILTER(float) {
   ArgReader r(args, "float");
   const Value fallback = r.next("default", Value::number(0.0));
   r.finish();
+  if (v.is_undefined()) fail_undefined(v);
   if (auto d = to_float(v)) return Value::number(*d);
   return fallback;
 }
@@ -255,6 +257,8 @@ FILTER(indent) {
   const bool first = truthy(r.next("first", Value::boolean(false)));
   const bool blank = truthy(r.next("blank", Value::boolean(false)));
   r.finish();
+  if (v.is_undefined()) fail_undefined(v);  // jinja2 appends "\n" to the value itself
+  DT_CHECK(v.is_string(), "unsupported operand type(s) for +=: '", type_name(v), "' and 'str'");
   std::string indentation;
   if (width.is_string()) {
     indentation = width.str();
@@ -287,8 +291,10 @@ FILTER(truncate) {
   const int64_t end_len = int64_t(code_point_count(end));
   DT_CHECK(max_length >= end_len, "expected length >= ", end_len, ", got ", max_length);
   DT_CHECK(leeway >= 0, "expected leeway >= 0, got ", leeway);
-  const std::u32string s = to_code_points(state.str(v));
-  if (int64_t(s.size()) <= max_length + leeway) return Value::string(to_utf8(s));
+  // jinja2 measures the value itself: a short list comes back as it is, a long one cannot be cut.
+  if (length(v) <= max_length + leeway) return v;
+  DT_CHECK(v.is_string(), "'", type_name(v), "' object has no attribute 'rsplit'");
+  const std::u32string s = to_code_points(v.str());
   std::string head = to_utf8(s.substr(0, size_t(max_length - end_len)));
   if (!killwords) head = py_rsplit(head, std::string(" "), 1)[0];
   return Value::string(head + end);
@@ -337,6 +343,17 @@ FILTER(tojson) {
 
 #undef FILTER
 
+// A filter that is a generator function in jinja2 runs only when its result is iterated: an error
+// it meets is kept in the generator it returns, and raised if that is ever used up.
+template <FilterFn filter>
+Value lazily(const Value& v, const Arguments& args, RenderState& state) {
+  try {
+    return filter(v, args, state);
+  } catch (const Error& e) {
+    return Value::failed_generator(e.what());
+  }
+}
+
 // jinja2 filters not implemented here: using one is an error, never silently different output.
 Value unsupported_filter(const Value&, const Arguments&, RenderState&) {
   fail("not supported by deltatune's Jinja");
@@ -347,21 +364,21 @@ Value unsupported_filter(const Value&, const Arguments&, RenderState&) {
 FilterFn find_filter(std::string_view name) {
   using namespace filters;
   static const std::map<std::string, FilterFn, std::less<>> table = {
-      {"abs", filter_abs}, {"attr", filter_attr}, {"batch", filter_batch},
+      {"abs", filter_abs}, {"attr", filter_attr}, {"batch", lazily<filter_batch>},
       {"capitalize", filter_capitalize}, {"center", filter_center}, {"count", filter_length},
       {"d", filter_default}, {"default", filter_default}, {"dictsort", filter_dictsort},
       {"e", filter_escape}, {"escape", filter_escape}, {"first", filter_first},
       {"float", filter_float}, {"forceescape", filter_forceescape}, {"format", filter_format},
-      {"indent", filter_indent}, {"int", filter_int}, {"items", filter_items},
+      {"indent", filter_indent}, {"int", filter_int}, {"items", lazily<filter_items>},
       {"join", filter_join}, {"last", filter_last}, {"length", filter_length},
-      {"list", filter_list}, {"lower", filter_lower}, {"map", filter_map},
-      {"max", filter_max}, {"min", filter_min}, {"reject", filter_reject},
-      {"rejectattr", filter_rejectattr}, {"replace", filter_replace}, {"reverse", filter_reverse},
-      {"round", filter_round}, {"safe", filter_safe}, {"select", filter_select},
-      {"selectattr", filter_selectattr}, {"slice", filter_slice}, {"sort", filter_sort},
+      {"list", filter_list}, {"lower", filter_lower}, {"map", lazily<filter_map>},
+      {"max", filter_max}, {"min", filter_min}, {"reject", lazily<filter_reject>},
+      {"rejectattr", lazily<filter_rejectattr>}, {"replace", filter_replace}, {"reverse", filter_reverse},
+      {"round", filter_round}, {"safe", filter_safe}, {"select", lazily<filter_select>},
+      {"selectattr", lazily<filter_selectattr>}, {"slice", lazily<filter_slice>}, {"sort", filter_sort},
       {"string", filter_string}, {"sum", filter_sum}, {"title", filter_title},
       {"tojson", filter_tojson}, {"trim", filter_trim}, {"truncate", filter_truncate},
-      {"unique", filter_unique}, {"upper", filter_upper},
+      {"unique", lazily<filter_unique>}, {"upper", filter_upper},
       {"filesizeformat", unsupported_filter}, {"groupby", unsupported_filter}, {"pprint", unsupported_filter},
       {"random", unsupported_filter}, {"striptags", unsupported_filter}, {"urlencode", unsupported_filter},
       {"urlize", unsupported_filter}, {"wordcount", unsupported_filter}, {"wordwrap", unsupported_filter},

@@ -106,6 +106,8 @@ Value make_dict(const Arguments& args, RenderState&) {
   for (const Argument& a : args) {
     if (!a.name.empty()) {
       d.set(Value::string(a.name), a.value);
+    } else if (a.value.is_undefined()) {
+      fail_undefined(a.value);  // Python's dict() looks for .keys, which Undefined refuses
     } else if (a.value.is_dict()) {
       for (const auto& [k, v] : a.value.dict().items) d.set(k, v);
     } else {

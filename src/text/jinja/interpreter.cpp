@@ -291,17 +291,24 @@ RenderState::Flow RenderState::exec_for(const For& s, const FramePtr& frame, std
     }
     items = kept;
   }
-  if (items->items.empty()) return exec(s.otherwise, std::make_shared<Frame>(frame), out);
-  auto loop = std::make_shared<LoopObject>(items, depth0, s, s.recursive ? capture(frame) : nullptr);
-  const Value loop_value = Value::object(loop);
-  for (size_t i = 0; i < items->items.size(); ++i) {
-    step();
-    loop->index0 = i;
-    auto f = std::make_shared<Frame>(frame);
-    assign(s.target, items->items[i], f);
-    f->set("loop", loop_value);
-    if (exec(s.body, f, out) == Flow::Break) break;
+  // jinja2 runs the else block unless some iteration ran its body to the end (one that left by
+  // break or continue does not count), so a loop that always continues also gets its else.
+  bool completed = false;
+  if (!items->items.empty()) {
+    auto loop = std::make_shared<LoopObject>(items, depth0, s, s.recursive ? capture(frame) : nullptr);
+    const Value loop_value = Value::object(loop);
+    for (size_t i = 0; i < items->items.size(); ++i) {
+      step();
+      loop->index0 = i;
+      auto f = std::make_shared<Frame>(frame);
+      assign(s.target, items->items[i], f);
+      f->set("loop", loop_value);
+      const Flow flow = exec(s.body, f, out);
+      if (flow == Flow::Normal) completed = true;
+      else if (flow == Flow::Break) break;
+    }
   }
+  if (!completed) return exec(s.otherwise, std::make_shared<Frame>(frame), out);
   return Flow::Normal;
 }
 

@@ -184,7 +184,12 @@ class Lexer {
 
   void comment(size_t begin) {
     const size_t close = src_.find("#}", pos_);
-    if (close == std::string_view::npos) error(begin, "missing end of comment tag");
+    if (close == std::string_view::npos) {
+      // jinja2 reports this only when text follows: a template ending in "{#" just ends.
+      if (pos_ < src_.size()) error(begin, "missing end of comment tag");
+      pos_ = src_.size();
+      return;
+    }
     char sign = 0;
     if (close > pos_ && (src_[close - 1] == '-' || src_[close - 1] == '+')) sign = src_[close - 1];
     after_tag_end(close + 2, sign, true);
@@ -207,7 +212,7 @@ class Lexer {
       after_tag_end(i + 2, end_sign, true);
       return;
     }
-    error(pos_, "missing end of raw directive");
+    if (pos_ < src_.size()) error(pos_, "missing end of raw directive");  // as for comments
   }
 
   void tag_body(Tok begin, size_t begin_at) {

@@ -183,7 +183,8 @@ bool is_repeatable(const Value& v) { return v.is_string() || v.is_list_like(); }
 
 Value binary_op(BinaryOp op, const Value& a, const Value& b, RenderState& state) {
   if (a.is_undefined()) fail_undefined(a);
-  if (b.is_undefined()) fail_undefined(b);
+  // str % x formats x itself (str() of an undefined value is ""); any other use of one fails.
+  if (b.is_undefined() && !(op == BinaryOp::Mod && a.is_string())) fail_undefined(b);
   if (a.is_number() && b.is_number()) return numeric(op, a, b);
   switch (op) {
     case BinaryOp::Add:
@@ -367,17 +368,20 @@ Value get_item(const Value& obj, const Value& key) {
   return Value::undefined(object_type_repr(obj) + " has no element " + py_repr_short(key));
 }
 
+// jinja2 compiles x[a:b] to Python's own subscription, not to environment.getitem: a slice of
+// something that cannot be sliced fails instead of giving an undefined value.
 Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
   if (obj.is_undefined()) fail_undefined(obj);
-  auto index = [](const Value& v) -> std::optional<std::optional<int64_t>> {
-    if (v.is_none()) return std::optional<int64_t>();
-    if (v.is_int() || v.is_bool()) return std::optional<int64_t>(v.as_int());
-    return std::nullopt;  // Python raises TypeError, which jinja2 turns into undefined
-  };
-  const auto start = index(start_v), stop = index(stop_v), step_o = index(step_v);
+  DT_CHECK(!obj.is_dict(), "unhashable type: 'slice'");
   const bool sliceable = obj.is_string() || (obj.is_sequence() && (obj.is_list_like() || obj.seq().kind == SeqKind::Range));
-  if (!start || !stop || !step_o || !sliceable) return Value::undefined(object_type_repr(obj) + " has no element slice");
-  const int64_t step = step_o->value_or(1);
+  DT_CHECK(sliceable, "'", type_name(obj), "' object is not subscriptable");
+  auto index = [](const Value& v) -> std::optional<int64_t> {
+    if (v.is_none()) return std::nullopt;
+    DT_CHECK(v.is_int() || v.is_bool(), "slice indices must be integers or None or have an __index__ method");
+    return v.as_int();
+  };
+  const std::optional<int64_t> start = index(start_v), stop = index(stop_v), step_o = index(step_v);
+  const int64_t step = step_o.value_or(1);
   DT_CHECK(step != 0, "slice step cannot be zero");
   std::u32string cps;
   if (obj.is_string()) cps = to_code_points(obj.str());
@@ -394,8 +398,8 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
     }
     return i;
   };
-  const int64_t lo = adjust(*start, step < 0 ? n - 1 : 0);
-  const int64_t hi = adjust(*stop, step < 0 ? -1 : n);
+  const int64_t lo = adjust(start, step < 0 ? n - 1 : 0);
+  const int64_t hi = adjust(stop, step < 0 ? -1 : n);
   std::vector<int64_t> picks;
   for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) picks.push_back(i);
   if (obj.is_string()) {
@@ -420,6 +424,7 @@ ListPtr iterate(const Value& v) {
       auto rest = std::make_shared<ListData>();
       rest->items.assign(s.items.begin() + std::ptrdiff_t(std::min(s.consumed, s.items.size())), s.items.end());
       s.consumed = s.items.size();
+      if (s.error) fail(*s.error);
       return rest;
     }
     case Value::Type::Dict: {

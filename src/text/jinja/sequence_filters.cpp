@@ -16,6 +16,7 @@ FILTER(first) {
   if (v.is_sequence() && v.seq().kind == SeqKind::Generator) {
     const ListData& g = v.seq();
     if (g.consumed < g.items.size()) return g.items[g.consumed++];
+    if (g.error) fail(*g.error);
     return Value::undefined("No first item, sequence was empty.");
   }
   const ListPtr items = items_of(v, state);
@@ -169,9 +170,11 @@ FILTER(reverse) {
     std::reverse(cps.begin(), cps.end());
     return Value::string(to_utf8(cps), v.is_markup());
   }
+  // reversed(x) is an iterator; a generator is not reversible, so jinja2 reverses list(x) instead.
+  const bool from_generator = v.is_sequence() && v.seq().kind == SeqKind::Generator;
   std::vector<Value> items = items_of(v, state)->items;
   std::reverse(items.begin(), items.end());
-  return generator(std::move(items));
+  return from_generator ? Value::sequence(std::move(items)) : generator(std::move(items));
 }
 
 FILTER(map) {

@@ -117,6 +117,10 @@ class PercentFormatter {
     } else {
       positional_.push_back(args);
       if (args.is_dict()) mapping_ = &args;
+      // Python skips its "not all arguments converted" check when the argument can be
+      // subscripted (PyMapping_Check): dicts, and also lists, ranges and jinja2's Undefined.
+      subscriptable_ = args.is_dict() || args.is_undefined() ||
+                       (args.is_sequence() && (args.seq().kind == SeqKind::List || args.seq().kind == SeqKind::Range));
     }
   }
 
@@ -162,7 +166,7 @@ class PercentFormatter {
       if (!value) value = &next_arg();
       out += convert(*value, type, flags, width, precision, start);
     }
-    DT_CHECK(used_mapping_ || next_ >= positional_.size() || mapping_,
+    DT_CHECK(used_mapping_ || next_ >= positional_.size() || subscriptable_,
              "not all arguments converted during string formatting");
     return out;
   }
@@ -248,6 +252,7 @@ class PercentFormatter {
 
   std::vector<Value> positional_;
   const Value* mapping_ = nullptr;
+  bool subscriptable_ = false;
   bool used_mapping_ = false;
   size_t next_ = 0;
   bool markup_;

@@ -33,11 +33,10 @@ bool remainder_is(const Value& v, const Value& divisor, int64_t want, RenderStat
   return equals(binary_op(ast::BinaryOp::Mod, v, divisor, state), Value::integer(want));
 }
 
-// str.islower()/isupper(): some cased character, and none of the other case.
-bool case_test(const Value& v, bool lower) {
-  if (!v.is_string()) return false;
+// str(value).islower()/isupper(): some cased character, and none of the other case.
+bool case_test(const Value& v, bool lower, const RenderState& state) {
   bool cased = false;
-  const std::string& s = v.str();
+  const std::string s = state.str(v);
   for (size_t i = 0; i < s.size();) {
     const size_t at = i;
     const char32_t c = next_code_point(s, i);
@@ -65,8 +64,8 @@ TEST(number) { no_args(args, "number"); return v.is_number(); }
 TEST(string) { no_args(args, "string"); return v.is_string(); }
 TEST(mapping) { no_args(args, "mapping"); return v.is_dict(); }
 TEST(escaped) { no_args(args, "escaped"); return v.is_markup(); }
-TEST(lower) { no_args(args, "lower"); return case_test(v, true); }
-TEST(upper) { no_args(args, "upper"); return case_test(v, false); }
+TEST(lower) { no_args(args, "lower"); return case_test(v, true, state); }
+TEST(upper) { no_args(args, "upper"); return case_test(v, false, state); }
 // Python: len(v) and v.__getitem__ both exist (jinja2's Undefined has both).
 TEST(sequence) {
   no_args(args, "sequence");

@@ -66,6 +66,13 @@ Value Value::range(int64_t start, int64_t stop, int64_t step, std::vector<Value>
   return Value(Data(ListPtr(std::move(data))));
 }
 
+Value Value::failed_generator(std::string error) {
+  auto data = std::make_shared<ListData>();
+  data->kind = SeqKind::Generator;
+  data->error = std::make_shared<const std::string>(std::move(error));
+  return Value(Data(ListPtr(std::move(data))));
+}
+
 Value Value::dict(DictData d) {
   uint32_t depth = 0;
   uint64_t weight = 1;

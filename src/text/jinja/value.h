@@ -48,6 +48,9 @@ class Value {
   static Value sequence(std::vector<Value> items, SeqKind kind = SeqKind::List);
   static Value tuple(std::vector<Value> items) { return sequence(std::move(items), SeqKind::Tuple); }
   static Value range(int64_t start, int64_t stop, int64_t step, std::vector<Value> items);
+  // A generator that raises `error` once its items are used up (a Python generator fails only
+  // when iterated that far).
+  static Value failed_generator(std::string error);
   static Value dict(DictData d);
   static Value object(ObjectPtr o) { return Value(Data(std::move(o))); }
 
@@ -108,6 +111,7 @@ struct ListData {
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // SeqKind::Range, for its repr
   // A generator is used up as it is iterated: the items before `consumed` are gone.
   mutable size_t consumed = 0;
+  std::shared_ptr<const std::string> error;  // raised by a generator after its items
 };
 
 // A dict in insertion order, as Python's. Keys are any hashable value; string and integer keys
