@@ -9,3 +9,8 @@ for filter in 'forward/' 'train_step/.*/checkpointing/1' 'train_step/.*/checkpoi
   build/bench/model_bench --benchmark_filter="$filter" --benchmark_counters_tabular=true 2>&1 |
     grep -v -E '^(\*\*\*|-----|Run on|CPU Caches|  L[123]|Load Average)' || true
 done
+echo "== tokenizer, one thread (bench/tokenizer_bench.cpp)"
+scripts/fetch-tokenizer.sh >/dev/null
+build/bench/tokenizer_bench 2>&1 | grep -v -E '^(\*\*\*|-----|Run on|CPU Caches|  L[123]|Load Average)' || true
+echo "== end-to-end training (scripts/bench_train.sh)"
+scripts/bench_train.sh

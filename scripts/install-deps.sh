@@ -9,7 +9,9 @@ packages=(
   g++ make cmake git ca-certificates
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev
   libopenblas-openmp-dev  # CPU matrix products, OpenMP build (docs/design-notes.md)
-  python3 python3-numpy   # test helpers that write inputs and read outputs
+  pkg-config libpcre2-dev libutf8proc-dev  # the tokenizer: split expressions, NFC
+  python3                 # test data generators
+  time                    # peak memory in the benchmarks (GNU time -v)
   python3-jinja2          # the reference renderer of chat templates (tests/text)
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

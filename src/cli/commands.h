@@ -15,8 +15,14 @@ using Action = std::function<int()>;
 Action add_info(CLI::App& app);
 Action add_forward(CLI::App& app);
 Action add_grad(CLI::App& app);
+Action add_train(CLI::App& app);
+Action add_merge(CLI::App& app);
+Action add_export_gguf(CLI::App& app);
+Action add_export_gguf_lora(CLI::App& app);
 Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
+Action add_tokenize(CLI::App& app);
+Action add_init(CLI::App& app);
 Action add_render_chat(CLI::App& app);
 
 int run(int argc, char** argv);

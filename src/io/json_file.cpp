@@ -16,7 +16,7 @@ nlohmann::json read_json_file(const std::string& path) {
   DT_CHECK(in, path, ": cannot open");
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail(path, ": invalid JSON: ", e.what());
   }
 }

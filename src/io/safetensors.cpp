@@ -1,14 +1,8 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +11,8 @@
 #include <sstream>
 #include <tuple>
 #include <unordered_set>
+
+#include "io/atomic_file.h"
 
 namespace deltatune {
 
@@ -223,31 +219,6 @@ SafetensorsHeader parse_safetensors_header(const std::byte* data, size_t size) {
   return header;
 }
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, ": cannot open: ", errno_text(errno));
-  struct stat st {};
-  int err = ::fstat(fd, &st) == 0 ? 0 : errno;
-  if (err == 0 && !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(path, ": not a regular file");
-  }
-  size_ = err == 0 ? size_t(st.st_size) : 0;
-  if (err == 0 && size_ > 0) {  // mmap refuses length 0; an empty file maps to nothing
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED)
-      err = errno;
-    else
-      data_ = static_cast<const std::byte*>(p);
-  }
-  ::close(fd);  // the mapping keeps the file alive
-  if (err != 0) fail(path, ": cannot map: ", errno_text(err));
-}
-
-MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
-}
-
 SafetensorsFile::SafetensorsFile(const std::string& path)
     : file_(path), header_(with_context(path, [&] {
         return parse_safetensors_header(file_.data(), file_.size());
@@ -446,50 +417,6 @@ void check_writable(const std::vector<NamedTensor>& tensors) {
   }
 }
 
-// A file being written beside its destination: closed and removed unless committed, so a failed
-// write leaves neither a partial file nor a stray temporary.
-class TemporaryFile {
- public:
-  explicit TemporaryFile(std::string path) : path_(std::move(path)) {
-    file_ = std::fopen(path_.c_str(), "wb");
-    if (!file_) fail("cannot create ", path_, ": ", errno_text(errno));
-  }
-  ~TemporaryFile() {
-    if (file_) std::fclose(file_);
-    if (!committed_) std::remove(path_.c_str());
-  }
-  void write(const void* data, size_t bytes) {
-    if (bytes != 0 && std::fwrite(data, 1, bytes, file_) != bytes)
-      fail("cannot write ", path_, ": ", errno_text(errno));
-  }
-  // Data on disk first, then the name: a crash leaves either the old file or the whole new one.
-  void commit_as(const std::string& path) {
-    if (std::fflush(file_) != 0) fail("cannot write ", path_, ": ", errno_text(errno));
-    if (::fsync(::fileno(file_)) != 0) fail("cannot sync ", path_, ": ", errno_text(errno));
-    const int closed = std::fclose(file_);
-    file_ = nullptr;
-    if (closed != 0) fail("cannot close ", path_, ": ", errno_text(errno));
-    if (std::rename(path_.c_str(), path.c_str()) != 0)
-      fail("cannot rename ", path_, " to ", path, ": ", errno_text(errno));
-    committed_ = true;
-  }
-
- private:
-  std::string path_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
-};
-
-// Makes the rename itself durable. Best effort: some file systems refuse fsync on a directory,
-// and the file's data is already safe.
-void sync_parent_directory(const std::string& path) {
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
@@ -514,13 +441,12 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
 
-    TemporaryFile out(str_cat(path, ".tmp.", ::getpid()));
+    AtomicFile out(path);
     out.write(length, sizeof length);
     out.write(header.data(), header.size());
     for (size_t i : data_order) out.write(tensors[i].tensor.data, tensors[i].tensor.nbytes());
-    out.commit_as(path);
+    out.commit();
   });
-  sync_parent_directory(path);
 }
 
 }  // namespace deltatune

@@ -15,25 +15,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/mapped_file.h"
 
 namespace deltatune {
-
-// A read-only memory mapping of a whole file.
-class MappedFile {
- public:
-  explicit MappedFile(const std::string& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  const std::byte* data() const { return data_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  const std::byte* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 struct SafetensorsEntry {
   std::string name;
@@ -90,6 +74,8 @@ class TensorStore {
   const std::string& path() const { return path_; }
   // The file that holds `name` (for messages).
   const std::string& file_of(const std::string& name) const;
+  // The files, in shard order (one for an unsharded checkpoint).
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
  private:
   std::string path_;

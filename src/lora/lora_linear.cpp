@@ -38,32 +38,54 @@ T* factor(const HostTensor& t) {
   return t.ptr<T>();  // throws when the adapter's dtype is not the compute type
 }
 
+// y += scale · (x Aᵀ) Bᵀ for one module.
+template <class T>
+void add_adapter_path(const T* x, int64_t rows, const LoraModule& m, double scale, T* y, int64_t ldy, Arena& arena) {
+  const int64_t r = m.A.dim(0);
+  T* u = arena.alloc<T>(size_t(rows * r));
+  gemm<T>(false, true, rows, r, m.in, T(1), x, m.in, factor<T>(m.A), m.in, T(0), u, r);
+  gemm<T>(false, true, rows, m.out, r, T(scale), u, r, factor<T>(m.B), r, T(1), y, ldy);
+}
+
 }  // namespace
 
 template <class T>
-void lora_linear_forward(const T* x, int64_t rows, const Tensor& weight, const LoraModule* m,
-                         const LoraRun& run, T* y, Arena& arena, int64_t ldy) {
+void lora_linear_forward(const T* x, int64_t rows, const Tensor& weight, const LoraRun& run, int layer,
+                         LinearKind kind, T* y, Arena& arena, int64_t ldy) {
   linear_forward(x, rows, weight, y, false, ldy);
-  if (!m) return;
+  if (ldy < 0) ldy = weight.shape[0];
   const Arena::Mark mark = arena.mark();
-  const int64_t r = m->A.dim(0);
-  if (ldy < 0) ldy = m->out;
-  const T* xd = dropped_input(x, rows, m, run, arena);
-  T* u = arena.alloc<T>(size_t(rows * r));
-  gemm<T>(false, true, rows, r, m->in, T(1), xd, m->in, factor<T>(m->A), m->in, T(0), u, r);
-  gemm<T>(false, true, rows, m->out, r, T(run.adapter->config().scaling()), u, r, factor<T>(m->B), r, T(1), y, ldy);
+  if (const LoraModule* m = run.module(layer, kind))
+    add_adapter_path(dropped_input(x, rows, m, run, arena), rows, *m, run.adapter->config().scaling(), y, ldy, arena);
+  for (const RuntimeAdapter& ra : run.runtime)
+    if (const LoraModule* m = ra.adapter->find(layer, kind))
+      add_adapter_path(x, rows, *m, ra.scale * ra.adapter->config().scaling(), y, ldy, arena);
   arena.reset(mark);
 }
 
 template <class T>
-void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, LoraModule* m,
-                          const LoraRun& run, const T* dy, T* dx, bool accumulate_dx, Arena& arena,
-                          int64_t lddy) {
+void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, const LoraRun& run, int layer,
+                          LinearKind kind, const T* dy, T* dx, bool accumulate_dx, Arena& arena, int64_t lddy) {
   linear_backward_input(dy, rows, weight, dx, accumulate_dx, lddy);
-  if (!m) return;
+  if (lddy < 0) lddy = weight.shape[0];
+  const int64_t in = weight.shape[1];
   const Arena::Mark mark = arena.mark();
+  // Frozen runtime adapters: only their share of dx, dx += s (dy B) A.
+  for (const RuntimeAdapter& ra : run.runtime) {
+    const LoraModule* m = ra.adapter->find(layer, kind);
+    if (!m) continue;
+    const int64_t r = m->A.dim(0);
+    T* du = arena.alloc<T>(size_t(rows * r));
+    gemm<T>(false, false, rows, r, m->out, T(ra.scale * ra.adapter->config().scaling()), dy, lddy, factor<T>(m->B), r,
+            T(0), du, r);
+    gemm<T>(false, false, rows, in, r, T(1), du, r, factor<T>(m->A), in, T(1), dx, in);
+  }
+  LoraModule* m = run.module(layer, kind);
+  if (!m) {
+    arena.reset(mark);
+    return;
+  }
   const int64_t r = m->A.dim(0);
-  if (lddy < 0) lddy = m->out;
   const T s = T(run.adapter->config().scaling());
   const T* xd = dropped_input(x, rows, m, run, arena);
   T* u = arena.alloc<T>(size_t(rows * r));
@@ -75,8 +97,8 @@ void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, LoraMo
   if (!dropout_active(m, run)) {
     gemm<T>(false, false, rows, m->in, r, T(1), du, r, factor<T>(m->A), m->in, T(1), dx, m->in);
   } else {
-    // dx += (du A) masked and scaled like the forward's dropout: the mask is xd / x where x != 0,
-    // so regenerate it through the same hash on a vector of ones.
+    // dx += (du A) masked and scaled like the forward's dropout: the mask is regenerated through
+    // the same hash on a vector of ones.
     T* g = arena.alloc<T>(size_t(rows * m->in));
     gemm<T>(false, false, rows, m->in, r, T(1), du, r, factor<T>(m->A), m->in, T(0), g, m->in);
     T* ones = arena.alloc<T>(size_t(rows * m->in));
@@ -88,11 +110,11 @@ void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, LoraMo
   arena.reset(mark);
 }
 
-#define INSTANTIATE(T)                                                                          \
-  template void lora_linear_forward<T>(const T*, int64_t, const Tensor&, const LoraModule*,     \
-                                       const LoraRun&, T*, Arena&, int64_t);                    \
-  template void lora_linear_backward<T>(const T*, int64_t, const Tensor&, LoraModule*,          \
-                                        const LoraRun&, const T*, T*, bool, Arena&, int64_t);
+#define INSTANTIATE(T)                                                                                      \
+  template void lora_linear_forward<T>(const T*, int64_t, const Tensor&, const LoraRun&, int, LinearKind, T*, \
+                                       Arena&, int64_t);                                                    \
+  template void lora_linear_backward<T>(const T*, int64_t, const Tensor&, const LoraRun&, int, LinearKind,  \
+                                        const T*, T*, bool, Arena&, int64_t);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

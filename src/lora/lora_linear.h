@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/arena.h"
 #include "core/tensor.h"
@@ -15,27 +16,37 @@
 
 namespace deltatune {
 
-// What one forward/backward pass needs to know about the adapter.
+// An adapter applied at inference, unmerged, with a user scale (1 = as trained).
+struct RuntimeAdapter {
+  const LoraAdapter* adapter;
+  double scale = 1.0;
+};
+
+// What one forward/backward pass needs to know about adapters: the one being trained (gradients,
+// dropout) and any number of frozen ones applied on top, each with its scale. Switching the active
+// set between requests changes nothing in the base model.
 struct LoraRun {
-  LoraAdapter* adapter = nullptr;  // null: no adapter
-  bool training = false;           // dropout only while training
-  uint64_t dropout_seed = 0;       // changes every step
+  LoraAdapter* adapter = nullptr;       // trained (or applied at scale 1); null: none
+  bool training = false;                // dropout only while training
+  uint64_t dropout_seed = 0;            // changes every step
+  std::vector<RuntimeAdapter> runtime;  // applied, never trained
 
   LoraModule* module(int layer, LinearKind kind) const {
     return adapter ? adapter->find(layer, kind) : nullptr;
   }
 };
 
-// y [rows, out] (row stride ldy, default out) overwritten.
+// y [rows, out] (row stride ldy, default out) overwritten: the frozen weight, the trained adapter's
+// module for (layer, kind) if any, and every runtime adapter's.
 template <class T>
-void lora_linear_forward(const T* x, int64_t rows, const Tensor& weight, const LoraModule* lora,
-                         const LoraRun& run, T* y, Arena& arena, int64_t ldy = -1);
+void lora_linear_forward(const T* x, int64_t rows, const Tensor& weight, const LoraRun& run, int layer,
+                         LinearKind kind, T* y, Arena& arena, int64_t ldy = -1);
 
-// dx [rows, in] overwritten (or added to when accumulate_dx); the module's dA, dB accumulated.
-// dy has row stride lddy (default out).
+// dx [rows, in] overwritten (or added to when accumulate_dx), through the frozen weight and every
+// adapter path; the trained module's dA, dB accumulated. dy has row stride lddy (default out).
 template <class T>
-void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, LoraModule* lora,
-                          const LoraRun& run, const T* dy, T* dx, bool accumulate_dx, Arena& arena,
+void lora_linear_backward(const T* x, int64_t rows, const Tensor& weight, const LoraRun& run, int layer,
+                          LinearKind kind, const T* dy, T* dx, bool accumulate_dx, Arena& arena,
                           int64_t lddy = -1);
 
 }  // namespace deltatune

@@ -5,6 +5,8 @@
 //   out = (o * sigmoid(gate)) W_o^T
 #pragma once
 
+#include <vector>
+
 #include "model/layer_context.h"
 #include "model/weights.h"
 #include "ops/rope.h"
@@ -23,6 +25,15 @@ struct FullAttentionActivations {
   T* gated;  // [T, H*hd] o * sigmoid(gate), the o_proj input
 };
 
+// An inference session's KV cache for one attention layer (one sequence): keys after norm and
+// RoPE, and values, of every position so far.
+template <class T>
+struct AttentionCache {
+  std::vector<T> k;  // [length, Hkv, hd]
+  std::vector<T> v;  // [length, Hkv, hd]
+  int64_t length = 0;
+};
+
 template <class T>
 struct FullAttentionParams {
   T* q_norm;  // [hd]
@@ -34,10 +45,13 @@ template <class T>
 FullAttentionParams<T> full_attention_params(const LayerContext& ctx, const FullAttentionWeights& w,
                                              const RopeTable<T>& rope);
 
+// With `cache` (inference: one sequence continuing earlier calls) the new keys and values are
+// appended to it and the queries attend to all of it; the rope table must hold the new tokens'
+// absolute positions.
 template <class T>
 void full_attention_forward(const LayerContext& ctx, const FullAttentionWeights& w,
                             const FullAttentionParams<T>& p, const T* x, T* out,
-                            FullAttentionActivations<T>& act);
+                            FullAttentionActivations<T>& act, AttentionCache<T>* cache = nullptr);
 
 template <class T>
 void full_attention_backward(const LayerContext& ctx, const FullAttentionWeights& w,

@@ -30,9 +30,18 @@ GatedDeltaNetParams<T> gated_deltanet_params(const LayerContext& ctx, const Line
 }
 
 template <class T>
+GatedDeltaNetState<T> gated_deltanet_initial_state(const ModelConfig& c) {
+  GatedDeltaNetState<T> s;
+  s.conv.assign(static_cast<size_t>((c.linear_conv_kernel - 1) * c.linear_conv_dim()), T(0));
+  s.recurrent.assign(static_cast<size_t>(int64_t(c.linear_num_value_heads) * c.linear_key_head_dim *
+                                         c.linear_value_head_dim), T(0));
+  return s;
+}
+
+template <class T>
 void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeights& w,
                             const GatedDeltaNetParams<T>& p, const T* x, T* out,
-                            GatedDeltaNetActivations<T>& act) {
+                            GatedDeltaNetActivations<T>& act, GatedDeltaNetState<T>* state) {
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens;
   const int64_t C = c.linear_conv_dim(), key_dim = c.linear_key_dim(), value_dim = c.linear_value_dim();
@@ -51,12 +60,25 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   act.core = ctx.alloc<T>(tokens * value_dim);
   act.normed = ctx.alloc<T>(tokens * value_dim);
 
-  lora_linear_forward(x, tokens, w.in_proj_qkv, ctx.module(LinearKind::InProjQkv), ctx.lora, act.qkv, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_z, ctx.module(LinearKind::InProjZ), ctx.lora, act.z, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_b, ctx.module(LinearKind::InProjB), ctx.lora, act.b, ctx.arena);
-  lora_linear_forward(x, tokens, w.in_proj_a, ctx.module(LinearKind::InProjA), ctx.lora, act.a, ctx.arena);
-  DT_PROFILE("gdn_forward_rest");
-  causal_conv1d_silu_forward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, act.qkv_conv);
+  lora_linear_forward(x, tokens, w.in_proj_qkv, ctx.lora, ctx.layer, LinearKind::InProjQkv, act.qkv, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_z, ctx.lora, ctx.layer, LinearKind::InProjZ, act.z, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_b, ctx.lora, ctx.layer, LinearKind::InProjB, act.b, ctx.arena);
+  lora_linear_forward(x, tokens, w.in_proj_a, ctx.lora, ctx.layer, LinearKind::InProjA, act.a, ctx.arena);
+  if (!state) {
+    causal_conv1d_silu_forward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, act.qkv_conv);
+  } else {
+    // Continue the sequence: the conv sees the carried K-1 rows before the new ones.
+    DT_CHECK(ctx.cu_seqlens.size() == 2, "a stateful forward takes one sequence");
+    const int64_t history = c.linear_conv_kernel - 1, rows = history + tokens;
+    T* ext = ctx.alloc<T>(rows * C);
+    T* ext_out = ctx.alloc<T>(rows * C);
+    std::copy(state->conv.begin(), state->conv.end(), ext);
+    std::copy(act.qkv, act.qkv + tokens * C, ext + history * C);
+    const int64_t cu[2] = {0, rows};
+    causal_conv1d_silu_forward(ext, C, p.conv_weight, c.linear_conv_kernel, std::span<const int64_t>(cu, 2), ext_out);
+    std::copy(ext_out + history * C, ext_out + rows * C, act.qkv_conv);
+    std::copy(ext + tokens * C, ext + rows * C, state->conv.begin());
+  }
 
   // Split the conv output into contiguous q, k, v; beta and the log decay g per value head.
 #pragma omp parallel for schedule(static)
@@ -79,11 +101,14 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
   {
     DT_PROFILE("delta_rule_chunked_forward");
+    T* final_state = state ? ctx.alloc<T>(int64_t(state->recurrent.size())) : nullptr;
     gated_delta_rule_chunked_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
-                                     static_cast<const T*>(nullptr), act.core, static_cast<T*>(nullptr));
+                                     state ? state->recurrent.data() : static_cast<const T*>(nullptr), act.core,
+                                     final_state);
+    if (state) std::copy(final_state, final_state + state->recurrent.size(), state->recurrent.begin());
   }
   gated_rmsnorm_forward(act.core, act.z, tokens * Hv, dv, p.norm_weight, c.rms_norm_eps, act.normed);
-  lora_linear_forward(act.normed, tokens, w.out_proj, ctx.module(LinearKind::OutProj), ctx.lora, out, ctx.arena);
+  lora_linear_forward(act.normed, tokens, w.out_proj, ctx.lora, ctx.layer, LinearKind::OutProj, out, ctx.arena);
 }
 
 template <class T>
@@ -99,7 +124,7 @@ void gated_deltanet_backward(const LayerContext& ctx, const LinearAttentionWeigh
 
   // out = normed W_out^T
   T* d_normed = ctx.alloc<T>(tokens * value_dim);
-  lora_linear_backward(act.normed, tokens, w.out_proj, ctx.module(LinearKind::OutProj), ctx.lora, d_out,
+  lora_linear_backward(act.normed, tokens, w.out_proj, ctx.lora, ctx.layer, LinearKind::OutProj, d_out,
                        d_normed, false, ctx.arena);
   // normed = rmsnorm(core) * w * silu(z)
   T* d_core = ctx.alloc<T>(tokens * value_dim);
@@ -148,18 +173,19 @@ void gated_deltanet_backward(const LayerContext& ctx, const LinearAttentionWeigh
   causal_conv1d_silu_backward(act.qkv, C, p.conv_weight, c.linear_conv_kernel, ctx.cu_seqlens, d_qkv_conv,
                               d_qkv, static_cast<T*>(nullptr));
   // The four input projections all read x.
-  lora_linear_backward(x, tokens, w.in_proj_qkv, ctx.module(LinearKind::InProjQkv), ctx.lora, d_qkv, dx, false, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_z, ctx.module(LinearKind::InProjZ), ctx.lora, d_z, dx, true, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_b, ctx.module(LinearKind::InProjB), ctx.lora, d_b, dx, true, ctx.arena);
-  lora_linear_backward(x, tokens, w.in_proj_a, ctx.module(LinearKind::InProjA), ctx.lora, d_a, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_qkv, ctx.lora, ctx.layer, LinearKind::InProjQkv, d_qkv, dx, false, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_z, ctx.lora, ctx.layer, LinearKind::InProjZ, d_z, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_b, ctx.lora, ctx.layer, LinearKind::InProjB, d_b, dx, true, ctx.arena);
+  lora_linear_backward(x, tokens, w.in_proj_a, ctx.lora, ctx.layer, LinearKind::InProjA, d_a, dx, true, ctx.arena);
   ctx.arena.reset(mark);
 }
 
 #define INSTANTIATE(T)                                                                                \
   template GatedDeltaNetParams<T> gated_deltanet_params<T>(const LayerContext&, const LinearAttentionWeights&); \
+  template GatedDeltaNetState<T> gated_deltanet_initial_state<T>(const ModelConfig&);                 \
   template void gated_deltanet_forward<T>(const LayerContext&, const LinearAttentionWeights&,          \
                                           const GatedDeltaNetParams<T>&, const T*, T*,                 \
-                                          GatedDeltaNetActivations<T>&);                               \
+                                          GatedDeltaNetActivations<T>&, GatedDeltaNetState<T>*);       \
   template void gated_deltanet_backward<T>(const LayerContext&, const LinearAttentionWeights&,         \
                                            const GatedDeltaNetParams<T>&, const T*,                    \
                                            const GatedDeltaNetActivations<T>&, const T*, T*);

@@ -7,6 +7,8 @@
 // get no gradient.
 #pragma once
 
+#include <vector>
+
 #include "model/layer_context.h"
 #include "model/weights.h"
 
@@ -29,6 +31,17 @@ struct GatedDeltaNetActivations {
   T* normed;    // [T, Hv*dv] gated-norm output, the out_proj input
 };
 
+// What an inference session carries from one call to the next (one sequence): the last K-1 rows of
+// the projection (the conv's history; zero before the first token) and the delta-rule state.
+template <class T>
+struct GatedDeltaNetState {
+  std::vector<T> conv;       // [K-1, C]
+  std::vector<T> recurrent;  // [Hv, dk, dv]
+};
+
+template <class T>
+GatedDeltaNetState<T> gated_deltanet_initial_state(const ModelConfig& c);
+
 // The layer's small frozen parameters in the compute type.
 template <class T>
 struct GatedDeltaNetParams {
@@ -41,11 +54,12 @@ struct GatedDeltaNetParams {
 template <class T>
 GatedDeltaNetParams<T> gated_deltanet_params(const LayerContext& ctx, const LinearAttentionWeights& w);
 
-// x: [T, D] (the normed layer input); out: [T, D] (overwritten).
+// x: [T, D] (the normed layer input); out: [T, D] (overwritten). With `state` (inference: one
+// sequence continuing earlier calls) the conv and the delta rule start from it and update it.
 template <class T>
 void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeights& w,
                             const GatedDeltaNetParams<T>& p, const T* x, T* out,
-                            GatedDeltaNetActivations<T>& act);
+                            GatedDeltaNetActivations<T>& act, GatedDeltaNetState<T>* state = nullptr);
 
 // dx: [T, D] overwritten; LoRA factor gradients accumulated.
 template <class T>

@@ -19,7 +19,6 @@ struct LayerContext {
   std::span<const int64_t> cu_seqlens;
   Arena& arena;
 
-  LoraModule* module(LinearKind kind) const { return lora.module(layer, kind); }
   template <class T>
   T* alloc(int64_t n) const {
     return arena.alloc<T>(size_t(n));

@@ -10,10 +10,10 @@ void mlp_forward(const LayerContext& ctx, const MlpWeights& w, const T* x, T* ou
   act.gate = ctx.alloc<T>(n);
   act.up = ctx.alloc<T>(n);
   act.h = ctx.alloc<T>(n);
-  lora_linear_forward(x, ctx.tokens, w.gate_proj, ctx.module(LinearKind::GateProj), ctx.lora, act.gate, ctx.arena);
-  lora_linear_forward(x, ctx.tokens, w.up_proj, ctx.module(LinearKind::UpProj), ctx.lora, act.up, ctx.arena);
+  lora_linear_forward(x, ctx.tokens, w.gate_proj, ctx.lora, ctx.layer, LinearKind::GateProj, act.gate, ctx.arena);
+  lora_linear_forward(x, ctx.tokens, w.up_proj, ctx.lora, ctx.layer, LinearKind::UpProj, act.up, ctx.arena);
   swiglu_forward(act.gate, act.up, n, act.h);
-  lora_linear_forward(act.h, ctx.tokens, w.down_proj, ctx.module(LinearKind::DownProj), ctx.lora, out, ctx.arena);
+  lora_linear_forward(act.h, ctx.tokens, w.down_proj, ctx.lora, ctx.layer, LinearKind::DownProj, out, ctx.arena);
 }
 
 template <class T>
@@ -24,12 +24,12 @@ void mlp_backward(const LayerContext& ctx, const MlpWeights& w, const T* x, cons
   T* d_h = ctx.alloc<T>(n);
   T* d_gate = ctx.alloc<T>(n);
   T* d_up = ctx.alloc<T>(n);
-  lora_linear_backward(act.h, ctx.tokens, w.down_proj, ctx.module(LinearKind::DownProj), ctx.lora, d_out, d_h,
+  lora_linear_backward(act.h, ctx.tokens, w.down_proj, ctx.lora, ctx.layer, LinearKind::DownProj, d_out, d_h,
                        false, ctx.arena);
   swiglu_backward(act.gate, act.up, d_h, n, d_gate, d_up);
-  lora_linear_backward(x, ctx.tokens, w.gate_proj, ctx.module(LinearKind::GateProj), ctx.lora, d_gate, dx, false,
+  lora_linear_backward(x, ctx.tokens, w.gate_proj, ctx.lora, ctx.layer, LinearKind::GateProj, d_gate, dx, false,
                        ctx.arena);
-  lora_linear_backward(x, ctx.tokens, w.up_proj, ctx.module(LinearKind::UpProj), ctx.lora, d_up, dx, true,
+  lora_linear_backward(x, ctx.tokens, w.up_proj, ctx.lora, ctx.layer, LinearKind::UpProj, d_up, dx, true,
                        ctx.arena);
   ctx.arena.reset(mark);
 }

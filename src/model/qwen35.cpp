@@ -38,7 +38,7 @@ struct DecoderActivations {
 // x_out = x_mid + mlp(norm2(x_mid)), x_mid = x_in + mixer(norm1(x_in)).
 template <class T>
 void decoder_layer_forward(const LayerContext& ctx, const LayerWeights& w, const RopeTable<T>& rope,
-                           const T* x_in, T* x_out, DecoderActivations<T>& act) {
+                           const T* x_in, T* x_out, DecoderActivations<T>& act, ModelState<T>* state = nullptr) {
   const ModelConfig& c = ctx.config;
   const int64_t n = ctx.tokens * c.hidden_size;
   act.norm1_w = converted<T>(w.input_layernorm, ctx.arena);
@@ -50,11 +50,13 @@ void decoder_layer_forward(const LayerContext& ctx, const LayerWeights& w, const
   if (w.kind == LayerKind::LinearAttention) {
     DT_PROFILE("layer: gated deltanet forward");
     act.gdn_params = gated_deltanet_params<T>(ctx, w.linear);
-    gated_deltanet_forward(ctx, w.linear, act.gdn_params, act.xn1, act.x_mid, act.gdn);
+    gated_deltanet_forward(ctx, w.linear, act.gdn_params, act.xn1, act.x_mid, act.gdn,
+                           state ? &state->linear[size_t(ctx.layer)] : nullptr);
   } else {
     DT_PROFILE("layer: full attention forward");
     act.attn_params = full_attention_params<T>(ctx, w.attn, rope);
-    full_attention_forward(ctx, w.attn, act.attn_params, act.xn1, act.x_mid, act.attn);
+    full_attention_forward(ctx, w.attn, act.attn_params, act.xn1, act.x_mid, act.attn,
+                           state ? &state->attention[size_t(ctx.layer)] : nullptr);
   }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) act.x_mid[i] += x_in[i];
@@ -105,23 +107,39 @@ LayerContext layer_context(const Model& model, const LoraRun& lora, const Batch&
 }  // namespace
 
 template <class T>
-void model_forward_hidden(const Model& model, const LoraRun& lora, const Batch& batch, T* hidden, Arena& arena) {
+ModelState<T> initial_model_state(const ModelConfig& c) {
+  ModelState<T> s;
+  s.linear.resize(size_t(c.num_layers));
+  s.attention.resize(size_t(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l)
+    if (c.layer_kinds[size_t(l)] == LayerKind::LinearAttention) s.linear[size_t(l)] = gated_deltanet_initial_state<T>(c);
+  return s;
+}
+
+template <class T>
+void model_forward_hidden(const Model& model, const LoraRun& lora, const Batch& batch, T* hidden, Arena& arena,
+                          ModelState<T>* state) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   const int64_t tokens = batch.tokens(), D = c.hidden_size;
+  DT_CHECK(!state || batch.num_sequences() == 1, "a stateful forward takes one sequence");
   const Arena::Mark start = arena.mark();
   T* x = arena.alloc<T>(size_t(tokens * D));
   T* next = arena.alloc<T>(size_t(tokens * D));
   embedding_forward(w.embed_tokens, batch.input_ids.data(), tokens, x);
-  const RopeTable<T> rope = make_rope_table<T>(batch.positions.data(), tokens, c.rotary_dim(), c.rope_theta);
+  std::vector<int64_t> positions = batch.positions;
+  if (state)
+    for (int64_t& p : positions) p += state->length;
+  const RopeTable<T> rope = make_rope_table<T>(positions.data(), tokens, c.rotary_dim(), c.rope_theta);
   for (int l = 0; l < c.num_layers; ++l) {
     const Arena::Mark m = arena.mark();
     DecoderActivations<T> act;
-    decoder_layer_forward(layer_context(model, lora, batch, l, arena), w.layers[size_t(l)], rope, x, next, act);
+    decoder_layer_forward(layer_context(model, lora, batch, l, arena), w.layers[size_t(l)], rope, x, next, act, state);
     std::swap(x, next);
     arena.reset(m);
   }
   rmsnorm_zero_centred_forward(x, tokens, D, converted<T>(w.norm, arena), c.rms_norm_eps, hidden);
+  if (state) state->length += tokens;
   arena.reset(start);
 }
 
@@ -223,7 +241,8 @@ LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch
 }
 
 #define INSTANTIATE(T)                                                                                   \
-  template void model_forward_hidden<T>(const Model&, const LoraRun&, const Batch&, T*, Arena&);         \
+  template ModelState<T> initial_model_state<T>(const ModelConfig&);                                     \
+  template void model_forward_hidden<T>(const Model&, const LoraRun&, const Batch&, T*, Arena&, ModelState<T>*); \
   template void model_forward_logits<T>(const Model&, const LoraRun&, const Batch&, T*, Arena&);         \
   template LossSum model_loss<T>(const Model&, const LoraRun&, const Batch&, Arena&);                    \
   template LossSum model_loss_backward<T>(const Model&, const LoraRun&, const Batch&, double, bool, Arena&);

@@ -9,14 +9,29 @@
 
 #include "core/arena.h"
 #include "lora/lora_linear.h"
+#include "model/attention.h"
 #include "model/batch.h"
+#include "model/gated_deltanet.h"
 #include "model/weights.h"
 
 namespace deltatune {
 
-// hidden: [T, D], the final-normed hidden states.
+// What an inference session carries between calls for one sequence: each linear layer's conv and
+// delta-rule state, each attention layer's KV cache, and how many tokens came before.
 template <class T>
-void model_forward_hidden(const Model& model, const LoraRun& lora, const Batch& batch, T* hidden, Arena& arena);
+struct ModelState {
+  std::vector<GatedDeltaNetState<T>> linear;  // by layer index (empty for attention layers)
+  std::vector<AttentionCache<T>> attention;   // by layer index (unused for linear layers)
+  int64_t length = 0;
+};
+template <class T>
+ModelState<T> initial_model_state(const ModelConfig& config);
+
+// hidden: [T, D], the final-normed hidden states. With `state`, the batch (one sequence) continues
+// the tokens the state has seen: positions start at state->length, and the state is updated.
+template <class T>
+void model_forward_hidden(const Model& model, const LoraRun& lora, const Batch& batch, T* hidden, Arena& arena,
+                          ModelState<T>* state = nullptr);
 
 // logits: [T, V].
 template <class T>

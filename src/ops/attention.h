@@ -25,6 +25,13 @@ void attention_forward(const AttentionShape& shape, std::span<const int64_t> cu_
                        const T* q, int64_t ldq, const T* k, const T* v, int64_t ldkv, T* out,
                        T* lse);
 
+// Queries of the last `tokens` positions of one sequence whose first `past` positions are already
+// in k, v (a KV cache): query t sees keys 0 .. past + t. k, v: [past + tokens, Hkv, d] (row stride
+// ldkv). For decoding; the training path uses attention_forward.
+template <class T>
+void attention_forward_with_past(const AttentionShape& shape, int64_t past, const T* q, int64_t ldq, const T* k,
+                                 const T* v, int64_t ldkv, T* out);
+
 // dq [T, H, d] (row stride ldq), dk, dv [T, Hkv, d] (row stride ldkv): overwritten.
 template <class T>
 void attention_backward(const AttentionShape& shape, std::span<const int64_t> cu_seqlens,

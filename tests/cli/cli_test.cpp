@@ -13,6 +13,7 @@
 
 #include "io/safetensors.h"
 #include "lora/adapter.h"
+#include "text/tokenizer.h"
 #include "test_util.h"
 
 namespace deltatune {
@@ -129,6 +130,68 @@ TEST_F(CliTest, BadInputsFailWithAClearMessage) {
   r = run_tool("info " + path("nothing-here"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("nothing-here"), std::string::npos) << r.output;
+}
+
+// deltatune tokenize: one JSON array of ids a line, the library's ids; --jsonl reads JSON strings,
+// so a text may hold newlines.
+TEST_F(CliTest, TokenizePrintsTheIdsOfEachLine) {
+  const std::string tokenizer = fixture_path("tokenizer/tiny");
+  const Tokenizer t = Tokenizer::load(tokenizer);
+  auto ids_line = [&](const std::string& text) {
+    std::string s = "[";
+    for (int32_t id : t.encode(text)) s += (s.size() > 1 ? ", " : "") + std::to_string(id);
+    return s + "]\n";
+  };
+  std::ofstream(path("plain.txt")) << "the word is cafe\xCC\x81\n<s>a  [LS] b\n";
+  Result r = run_tool("tokenize " + tokenizer + " --file " + path("plain.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, ids_line("the word is cafe\xCC\x81") + ids_line("<s>a  [LS] b"));
+  r = run_tool("tokenize " + tokenizer + " < " + path("plain.txt"));
+  EXPECT_EQ(r.output, ids_line("the word is cafe\xCC\x81") + ids_line("<s>a  [LS] b"));
+
+  std::ofstream(path("texts.jsonl")) << "\"the\\nword\"\n\"\"\n";
+  r = run_tool("tokenize " + tokenizer + " --jsonl --file " + path("texts.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, ids_line("the\nword") + "[]\n");
+
+  std::ofstream(path("bad.jsonl")) << "\"fine\"\nnot json\n";
+  r = run_tool("tokenize " + tokenizer + " --jsonl --file " + path("bad.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("bad.jsonl:2: not JSON"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace deltatune
+
+namespace deltatune {
+namespace {
+
+// merge: same files and shard layout as the base, and its logits are PEFT's logits with the
+// adapter: computed in float64 from the merged checkpoint, the only difference left is the one
+// float32 rounding of each merged weight (2^-24 relative), so 1e-5 of the logits' scale.
+TEST_F(CliTest, MergeEqualsRuntimeAdapter) {
+  const std::string model = fixture_path("cond_v2x_untied_f32_sharded");
+  const Result r = run_tool("merge " + model + " " + model + "/adapter " + path("merged"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Every shard and every other file of the base (the fixture's reference files are not shards).
+  for (const auto& e : fs::directory_iterator(model)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && (e.path().extension() != ".safetensors" || name.rfind("model-", 0) == 0)) {
+      EXPECT_TRUE(fs::exists(path("merged/" + name))) << name;
+    }
+  }
+  const SafetensorsFile ref(model + "/grad_reference.safetensors");  // PEFT's logits with the adapter
+  write_input(ref, {{"input_ids", "input_ids"}, {"cu_seqlens", "cu_seqlens"}}, path("in.safetensors"));
+  ASSERT_EQ(run_tool("forward " + path("merged") + " --precision float64 --input " + path("in.safetensors") +
+                     " --output " + path("merged.safetensors")).exit_code, 0);
+  const SafetensorsFile merged(path("merged.safetensors"));
+  const Tensor got = merged.tensor("logits");
+  const Tensor want = ref.tensor("logits");
+  const auto e = relative_error(static_cast<const float*>(got.data), static_cast<const double*>(want.data), size_t(want.numel()));
+  testing_util::report("merged checkpoint vs PEFT logits with the adapter", e.value);
+  EXPECT_LE(e.value, 1e-5) << describe(e);
+  // Merging into the base folder itself is refused.
+  EXPECT_NE(run_tool("merge " + model + " " + model + "/adapter " + model).exit_code, 0);
 }
 
 }  // namespace

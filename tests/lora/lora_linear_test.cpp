@@ -39,12 +39,12 @@ void check_lora_linear(double dropout) {
   Arena arena;
   auto loss = [&] {
     Vec y(size_t(rows * m.out));
-    lora_linear_forward(x.data(), rows, w.view(), &m, run, y.data(), arena);
+    lora_linear_forward(x.data(), rows, w.view(), run, m.layer, m.kind, y.data(), arena);
     return weighted_sum(y, r);
   };
   adapter.zero_grad();
   Vec dx(x.size());
-  lora_linear_backward(x.data(), rows, w.view(), &m, run, r.data(), dx.data(), false, arena);
+  lora_linear_backward(x.data(), rows, w.view(), run, m.layer, m.kind, r.data(), dx.data(), false, arena);
   const Vec dA(m.dA.ptr<double>(), m.dA.ptr<double>() + m.dA.numel());
   const Vec dB(m.dB.ptr<double>(), m.dB.ptr<double>() + m.dB.numel());
   expect_gradient("dx", x.data(), x.size(), loss, dx);

@@ -62,7 +62,7 @@ void expect_conversations_match_jinja2(const std::string& template_file) {
 TEST(ChatTemplate, Qwen3MatchesJinja2) { expect_conversations_match_jinja2("qwen3.jinja"); }
 TEST(ChatTemplate, Qwen35MatchesJinja2) { expect_conversations_match_jinja2("qwen3.5.jinja"); }
 
-class TokenizerDir : public ::testing::Test {
+class ChatTemplateDir : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("deltatune_chat_" + std::to_string(::getpid()) + "_" +
@@ -77,13 +77,13 @@ class TokenizerDir : public ::testing::Test {
 
 const ordered_json kHello = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"add_generation_prompt", true}};
 
-TEST_F(TokenizerDir, PrefersChatTemplateJinja) {
+TEST_F(ChatTemplateDir, PrefersChatTemplateJinja) {
   write("chat_template.jinja", "jinja file: {{ messages[0].content }}");
   write("tokenizer_config.json", R"({"chat_template": "config: {{ messages[0].content }}"})");
   EXPECT_EQ(ChatTemplate::from_tokenizer_dir(dir()).render(kHello), "jinja file: Hi");
 }
 
-TEST_F(TokenizerDir, ReadsTokenizerConfigString) {
+TEST_F(ChatTemplateDir, ReadsTokenizerConfigString) {
   write("tokenizer_config.json", R"({"chat_template": "config: {{ messages[0].content }}{{ eos_token }}",
                                      "eos_token": "<|im_end|>", "bos_token": null})");
   const ChatTemplate t = ChatTemplate::from_tokenizer_dir(dir());
@@ -95,14 +95,14 @@ TEST_F(TokenizerDir, ReadsTokenizerConfigString) {
   EXPECT_EQ(t.render(v), "config: Hi</s>");
 }
 
-TEST_F(TokenizerDir, TakesTheDefaultOfANamedList) {
+TEST_F(ChatTemplateDir, TakesTheDefaultOfANamedList) {
   write("tokenizer_config.json", R"({"chat_template": [{"name": "tool_use", "template": "tools"},
                                                        {"name": "default", "template": "default {{ bos_token }}"}],
                                      "bos_token": {"content": "<s>", "lstrip": false}})");
   EXPECT_EQ(ChatTemplate::from_tokenizer_dir(dir()).render(kHello), "default <s>");
 }
 
-TEST_F(TokenizerDir, NamedListWithoutDefaultIsAnError) {
+TEST_F(ChatTemplateDir, NamedListWithoutDefaultIsAnError) {
   write("tokenizer_config.json", R"({"chat_template": [{"name": "tool_use", "template": "tools"}]})");
   try {
     ChatTemplate::from_tokenizer_dir(dir());
@@ -112,7 +112,7 @@ TEST_F(TokenizerDir, NamedListWithoutDefaultIsAnError) {
   }
 }
 
-TEST_F(TokenizerDir, NoTemplateIsAnErrorThatSaysSo) {
+TEST_F(ChatTemplateDir, NoTemplateIsAnErrorThatSaysSo) {
   write("tokenizer_config.json", R"({"eos_token": "</s>"})");
   try {
     ChatTemplate::from_tokenizer_dir(dir());
@@ -123,7 +123,7 @@ TEST_F(TokenizerDir, NoTemplateIsAnErrorThatSaysSo) {
   }
 }
 
-TEST_F(TokenizerDir, SyntaxErrorsComeAtLoadWithFileAndLine) {
+TEST_F(ChatTemplateDir, SyntaxErrorsComeAtLoadWithFileAndLine) {
   write("chat_template.jinja", "line one\n{% if x %}\nnever closed");
   try {
     ChatTemplate::from_tokenizer_dir(dir());

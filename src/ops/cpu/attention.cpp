@@ -94,6 +94,37 @@ void attention_forward(const AttentionShape& sh, std::span<const int64_t> cu_seq
   }
 }
 
+template <class T>
+void attention_forward_with_past(const AttentionShape& sh, int64_t past, const T* q, int64_t ldq, const T* k,
+                                 const T* v, int64_t ldkv, T* out) {
+  const int d = sh.head_dim, group = sh.heads / sh.kv_heads;
+  const int64_t ldo = int64_t(sh.heads) * d;
+#pragma omp parallel
+  {
+    std::vector<T> p(static_cast<size_t>(past + sh.tokens)), acc(static_cast<size_t>(d));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t t = 0; t < sh.tokens; ++t)
+      for (int h = 0; h < sh.heads; ++h) {
+        const int64_t keys = past + t + 1;
+        const T* qt = q + t * ldq + int64_t(h) * d;
+        const int64_t kv_off = int64_t(h / group) * d;
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < keys; ++j) {
+          T s = 0;
+          for (int i = 0; i < d; ++i) s += qt[i] * k[j * ldkv + kv_off + i];
+          p[size_t(j)] = T(sh.scale) * s;
+          m = std::max(m, p[size_t(j)]);
+        }
+        T sum = 0;
+        for (int64_t j = 0; j < keys; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - m));
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t j = 0; j < keys; ++j)
+          for (int i = 0; i < d; ++i) acc[size_t(i)] += p[size_t(j)] * v[j * ldkv + kv_off + i];
+        for (int i = 0; i < d; ++i) out[t * ldo + int64_t(h) * d + i] = acc[size_t(i)] / sum;
+      }
+  }
+}
+
 // With P from the saved lse:  dV_j += sum_i P_ij dO_i;  dP = dO Vᵀ;  dS = P (dP - D_i), D_i = dO_i.O_i;
 // dQ = scale dS K;  dK_j += scale sum_i dS_ij Q_i.
 // Two passes: dQ over query tiles (each writes its own rows), then dK/dV over (sequence, kv head)
@@ -173,6 +204,8 @@ void attention_backward(const AttentionShape& sh, std::span<const int64_t> cu_se
 #define INSTANTIATE(T)                                                                                       \
   template void attention_forward<T>(const AttentionShape&, std::span<const int64_t>, const T*, int64_t,      \
                                      const T*, const T*, int64_t, T*, T*);                                    \
+  template void attention_forward_with_past<T>(const AttentionShape&, int64_t, const T*, int64_t, const T*,  \
+                                               const T*, int64_t, T*);                                       \
   template void attention_backward<T>(const AttentionShape&, std::span<const int64_t>, const T*, int64_t,     \
                                       const T*, const T*, int64_t, const T*, const T*, const T*, T*, T*, T*);
 INSTANTIATE(float)
