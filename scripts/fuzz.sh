@@ -3,7 +3,8 @@
 # (default 600), in one job. The corpus grows in fuzz-corpus/<target>/ (git-ignored), seeded with
 # small valid inputs; crashes are saved in fuzz-corpus/ too.
 #   scripts/fuzz.sh [target] [seconds] [libFuzzer flags...]
-# Targets: safetensors_header (default), gguf, tokenizer_json, tokenizer_encode.
+# Targets: safetensors_header (default), gguf, tokenizer_json, tokenizer_encode, chat_template (the
+# Jinja parser on any text, and its renderer on a fixed conversation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=safetensors_header
@@ -29,6 +30,9 @@ seed() {
       local i=0
       while IFS= read -r line; do printf '%s' "$line" >"$corpus/seed-$i"; i=$((i + 1)); done \
         < tests/fixtures/tokenizer/tiny/corpus.jsonl ;;
+    chat_template)
+      cp tests/fixtures/chat_templates/*.jinja "$corpus/"
+      flags+=(-dict=fuzz/jinja.dict -max_len=16384) ;;
     *) echo "fuzz.sh: unknown target '$target'" >&2; exit 1 ;;
   esac
 }

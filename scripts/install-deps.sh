@@ -12,6 +12,7 @@ packages=(
   pkg-config libpcre2-dev libutf8proc-dev  # the tokenizer: split expressions, NFC
   python3                 # test data generators
   time                    # peak memory in the benchmarks (GNU time -v)
+  python3-jinja2          # the reference renderer of chat templates (tests/text)
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)

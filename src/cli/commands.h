@@ -23,6 +23,7 @@ Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
 Action add_tokenize(CLI::App& app);
 Action add_init(CLI::App& app);
+Action add_render_chat(CLI::App& app);
 
 int run(int argc, char** argv);
 
