@@ -4,7 +4,7 @@
 # small valid inputs; crashes are saved in fuzz-corpus/ too.
 #   scripts/fuzz.sh [target] [seconds] [libFuzzer flags...]
 # Targets: safetensors_header (default), gguf, tokenizer_json, tokenizer_encode, chat_template (the
-# Jinja parser on any text, and its renderer on a fixed conversation).
+# Jinja parser on any text, and its renderer on a fixed conversation), jsonl (the dataset reader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=safetensors_header
@@ -30,6 +30,11 @@ seed() {
       local i=0
       while IFS= read -r line; do printf '%s' "$line" >"$corpus/seed-$i"; i=$((i + 1)); done \
         < tests/fixtures/tokenizer/tiny/corpus.jsonl ;;
+    jsonl)  # first byte: bit 0 = JSON document, bit 1 = skip bad rows
+      printf '\x00{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}\n\n{"input_ids": [4]}\n' >"$corpus/seed-jsonl"
+      printf '\x03[{"input_ids": [5, 6]}, {"messages": []}, 7]' >"$corpus/seed-json"
+      printf '\x01{"train": [{"input_ids": [1], "labels": [1]}]}' >"$corpus/seed-split"
+      head -c 4000 examples/dialect.jsonl | sed '1s/^/\x02/' >"$corpus/seed-chat" ;;
     chat_template)
       cp tests/fixtures/chat_templates/*.jinja "$corpus/"
       flags+=(-dict=fuzz/jinja.dict -max_len=16384) ;;

@@ -12,7 +12,7 @@ namespace deltatune {
 
 namespace {
 
-std::vector<int32_t> int_array(const nlohmann::json& row, const char* key, int64_t vocab_size, bool labels) {
+std::vector<int32_t> int_array(const nlohmann::ordered_json& row, const char* key, int64_t vocab_size, bool labels) {
   DT_CHECK(row.contains(key) && row.at(key).is_array(), "'", key, "' must be a list of integers");
   std::vector<int32_t> out;
   for (const auto& v : row.at(key)) {
@@ -26,7 +26,9 @@ std::vector<int32_t> int_array(const nlohmann::json& row, const char* key, int64
   return out;
 }
 
-Sample pretokenized_sample(const nlohmann::json& row, int64_t vocab_size, bool train_on_inputs) {
+}  // namespace
+
+Sample pretokenized_sample(const nlohmann::ordered_json& row, int64_t vocab_size, bool train_on_inputs) {
   Sample s;
   s.input_ids = int_array(row, "input_ids", vocab_size, false);
   DT_CHECK(!s.input_ids.empty(), "'input_ids' is empty");
@@ -40,8 +42,6 @@ Sample pretokenized_sample(const nlohmann::json& row, int64_t vocab_size, bool t
   return s;
 }
 
-}  // namespace
-
 TrainingData load_training_data(const TrainConfig& config, const SampleEncoder* encoder, int64_t vocab_size) {
   TrainingData data;
   std::vector<Sample> all;
@@ -49,7 +49,7 @@ TrainingData load_training_data(const TrainConfig& config, const SampleEncoder* 
     DT_CHECK(!d.type.empty() || vocab_size > 0, "internal: vocabulary size unknown");
     DT_CHECK(d.type.empty() || encoder, d.path, ": dataset type '", d.type, "' needs a tokenizer");
     data.stats.bad_rows_skipped += read_json_rows(d.path, d.split, config.skip_bad_rows,
-                                                  [&](const nlohmann::json& row, const RowSource&) {
+                                                  [&](const nlohmann::ordered_json& row, const RowSource&) {
       ++data.stats.rows;
       all.push_back(d.type.empty() ? pretokenized_sample(row, vocab_size, config.train_on_inputs)
                                    : encoder->encode_row(row, d));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct TrainingData {
   std::vector<Sample> validation;
   DataStats stats;
 };
+
+// A pre-tokenized row: `input_ids` and optional `labels` (-100 = not trained), every id inside
+// the vocabulary. Throws Error saying what is wrong.
+Sample pretokenized_sample(const nlohmann::ordered_json& row, int64_t vocab_size, bool train_on_inputs);
 
 // Reads every dataset. `encoder` turns text rows into samples; it may be null when every dataset
 // is pre-tokenized (rows with input_ids and optional labels). Throws when nothing is left.

@@ -14,7 +14,7 @@ class SampleEncoder {
  public:
   virtual ~SampleEncoder() = default;
   // Throws Error describing what is wrong with the row (the caller adds file:line).
-  virtual Sample encode_row(const nlohmann::json& row, const DatasetConfig& dataset) const = 0;
+  virtual Sample encode_row(const nlohmann::ordered_json& row, const DatasetConfig& dataset) const = 0;
 };
 
 }  // namespace deltatune

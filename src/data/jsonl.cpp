@@ -18,13 +18,19 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 int64_t read_json_rows(const std::string& path, const std::string& split, bool skip_bad_rows,
-                       const std::function<void(const nlohmann::json&, const RowSource&)>& on_row) {
+                       const std::function<void(const nlohmann::ordered_json&, const RowSource&)>& on_row) {
   std::ifstream in(path, std::ios::binary);
   DT_CHECK(in, path, ": cannot open the dataset file");
+  return read_json_rows(in, path, ends_with(path, ".json"), split, skip_bad_rows, on_row);
+}
+
+int64_t read_json_rows(std::istream& in, const std::string& path, bool json_array, const std::string& split,
+                       bool skip_bad_rows,
+                       const std::function<void(const nlohmann::ordered_json&, const RowSource&)>& on_row) {
   int64_t skipped = 0;
-  auto handle = [&](const RowSource& src, const std::function<nlohmann::json()>& parse) {
+  auto handle = [&](const RowSource& src, const std::function<nlohmann::ordered_json()>& parse) {
     try {
-      const nlohmann::json row = parse();
+      const nlohmann::ordered_json row = parse();
       DT_CHECK(row.is_object(), "a row must be a JSON object, got ", row.type_name());
       on_row(row, src);
     } catch (const Error& e) {
@@ -35,14 +41,14 @@ int64_t read_json_rows(const std::string& path, const std::string& split, bool s
       ++skipped;
     }
   };
-  if (ends_with(path, ".json")) {
-    nlohmann::json doc;
+  if (json_array) {
+    nlohmann::ordered_json doc;
     try {
-      doc = nlohmann::json::parse(in);
+      doc = nlohmann::ordered_json::parse(in);
     } catch (const nlohmann::json::parse_error& e) {
       fail(path, ": invalid JSON: ", e.what());
     }
-    const nlohmann::json* rows = &doc;
+    const nlohmann::ordered_json* rows = &doc;
     if (doc.is_object()) {
       DT_CHECK(!split.empty() && doc.contains(split), path, ": a JSON dataset must be a list of rows",
                split.empty() ? "" : ", or an object holding '" + split + "'");
@@ -61,7 +67,7 @@ int64_t read_json_rows(const std::string& path, const std::string& split, bool s
     if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are not rows
     handle(RowSource{path, number}, [&] {
       try {
-        return nlohmann::json::parse(line);
+        return nlohmann::ordered_json::parse(line);
       } catch (const nlohmann::json::parse_error& e) {
         fail("invalid JSON: ", e.what());
       }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <istream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,8 +18,15 @@ struct RowSource {
 
 // Calls on_row for every row in file order. An exception (Error) thrown by on_row or by the
 // reader is rethrown with the row's place, unless skip_bad_rows, in which case the row is counted
-// and skipped. Returns the number of rows skipped.
+// and skipped. Rows keep their keys in file order (as Python's json does: templates' tojson sees
+// that order). Returns the number of rows skipped.
 int64_t read_json_rows(const std::string& path, const std::string& split, bool skip_bad_rows,
-                       const std::function<void(const nlohmann::json&, const RowSource&)>& on_row);
+                       const std::function<void(const nlohmann::ordered_json&, const RowSource&)>& on_row);
+
+// The same over a stream already open: `name` is for messages, `json_array` picks JSON (an array,
+// or an object holding `split`) over JSONL.
+int64_t read_json_rows(std::istream& in, const std::string& name, bool json_array, const std::string& split,
+                       bool skip_bad_rows,
+                       const std::function<void(const nlohmann::ordered_json&, const RowSource&)>& on_row);
 
 }  // namespace deltatune
