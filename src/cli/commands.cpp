@@ -14,7 +14,7 @@ int run(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
   std::map<CLI::App*, Action> actions;
   for (auto add : {add_info, add_forward, add_grad, add_train, add_merge, add_export_gguf, add_export_gguf_lora,
-                   add_tokenize, add_init, add_make_model, add_make_input, add_render_chat}) {
+                   add_tokenize, add_init, add_preprocess, add_generate, add_chat, add_make_model, add_make_input, add_render_chat}) {
     const size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
     Action action = add(app);
     auto subs = app.get_subcommands([](CLI::App*) { return true; });

@@ -23,6 +23,9 @@ Action add_make_model(CLI::App& app);
 Action add_make_input(CLI::App& app);
 Action add_tokenize(CLI::App& app);
 Action add_init(CLI::App& app);
+Action add_preprocess(CLI::App& app);
+Action add_generate(CLI::App& app);
+Action add_chat(CLI::App& app);
 Action add_render_chat(CLI::App& app);
 
 int run(int argc, char** argv);
