@@ -4,6 +4,7 @@
 // requests without reloading the base.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -191,9 +192,17 @@ Action add_chat(CLI::App& app) {
       }
       if (line.rfind("/adapter", 0) == 0) {
         std::istringstream in(line.substr(8));
-        std::string name;
+        std::string name, scale_text;
+        in >> name >> scale_text;
         double scale = 1.0;
-        in >> name >> scale;
+        if (!scale_text.empty()) {
+          char* end = nullptr;
+          scale = std::strtod(scale_text.c_str(), &end);
+          if (*end != '\0') {
+            std::fprintf(stderr, "/adapter %s %s: the scale must be a number\n", name.c_str(), scale_text.c_str());
+            continue;
+          }
+        }
         lora.runtime.clear();
         if (name == "off" || name.empty()) {
           std::fprintf(stderr, "no adapter active\n");
