@@ -36,7 +36,7 @@ int run_tokenize(const TokenizeArgs& args) {
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
         fail(source, ":", number, ": not JSON: ", e.what());
       }
       DT_CHECK(j.is_string(), source, ":", number, ": expected a JSON string, found ", j.type_name());

@@ -45,7 +45,7 @@ int64_t read_json_rows(std::istream& in, const std::string& path, bool json_arra
     nlohmann::ordered_json doc;
     try {
       doc = nlohmann::ordered_json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       fail(path, ": invalid JSON: ", e.what());
     }
     const nlohmann::ordered_json* rows = &doc;
@@ -68,7 +68,7 @@ int64_t read_json_rows(std::istream& in, const std::string& path, bool json_arra
     handle(RowSource{path, number}, [&] {
       try {
         return nlohmann::ordered_json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
         fail("invalid JSON: ", e.what());
       }
     });
