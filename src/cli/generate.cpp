@@ -67,7 +67,19 @@ std::vector<int64_t> stop_ids(const std::string& dir, const ModelConfig& config,
         for (const auto& v : j["eos_token_id"]) ids.push_back(v.get<int64_t>());
     }
   }
-  for (const char* t : {"<|im_end|>", "<|endoftext|>"})
+  // tokenizer_config.json's eos_token (a string or {"content": ...}), then the ChatML end markers
+  // every Qwen chat model ends its turns with.
+  std::vector<std::string> names;
+  const fs::path tc = fs::path(dir) / "tokenizer_config.json";
+  if (fs::exists(tc)) {
+    const auto j = read_json_file(tc.string());
+    if (j.contains("eos_token") && j["eos_token"].is_string()) names.push_back(j["eos_token"].get<std::string>());
+    else if (j.contains("eos_token") && j["eos_token"].is_object() && j["eos_token"].contains("content"))
+      names.push_back(j["eos_token"]["content"].get<std::string>());
+  }
+  names.push_back("<|im_end|>");
+  names.push_back("<|endoftext|>");
+  for (const std::string& t : names)
     if (const auto id = tok.token_to_id(t)) ids.push_back(*id);
   return ids;
 }

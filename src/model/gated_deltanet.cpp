@@ -99,7 +99,15 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   for (int64_t i = 0; i < tokens * key_dim; ++i) act.q[i] *= q_scale;
 
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
-  {
+  if (state && tokens < kDeltaRuleChunk) {
+    // Decoding (a token or a few continuing a sequence): the recurrent form, one state update per
+    // token, costs less than a chunk's intra-chunk products. Prefill and training use chunks.
+    DT_PROFILE("delta_rule_recurrent_forward");
+    T* final_state = ctx.alloc<T>(int64_t(state->recurrent.size()));
+    gated_delta_rule_recurrent_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
+                                       state->recurrent.data(), act.core, final_state);
+    std::copy(final_state, final_state + state->recurrent.size(), state->recurrent.begin());
+  } else {
     DT_PROFILE("delta_rule_chunked_forward");
     T* final_state = state ? ctx.alloc<T>(int64_t(state->recurrent.size())) : nullptr;
     gated_delta_rule_chunked_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
