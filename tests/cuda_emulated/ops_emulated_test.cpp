@@ -8,6 +8,7 @@
 // GPU makes, the emulation makes too), AdamW exact.
 #include <gtest/gtest.h>
 
+#include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
 #include "cuda/loss_checks.h"
 #include "cuda/norm_checks.h"
@@ -91,6 +92,22 @@ void cross_entropy_emulated() {
 }
 TEST(OpsCudaEmulated, CrossEntropyFloat) { cross_entropy_emulated<float>(); }
 TEST(OpsCudaEmulated, CrossEntropyBf16) { cross_entropy_emulated<bf16>(); }
+
+template <class T>
+void attention_emulated() {
+  HostMemory mem;
+  WorstErrors worst(str_cat(type_name<T>(), " emulated causal attention vs float64 reference"));
+  uint64_t seed = 70;
+  // A one-token sequence (its dq, dk are zero), a pack with an empty sequence and tiles cut by
+  // boundaries, an odd head dim (padded to 112), a small one.
+  for (const AttentionCase& c : std::vector<AttentionCase>{{{0, 1, 40}, 2, 1, 256},
+                                                           {{0, 5, 5, 70, 135}, 4, 2, 256},
+                                                           {{0, 33, 100}, 3, 1, 100},
+                                                           {{0, 64, 65}, 2, 2, 64}})
+    check_attention<T>(mem, c, seed++, tolerance<T>(), worst);
+}
+TEST(OpsCudaEmulated, AttentionFloat) { attention_emulated<float>(); }
+TEST(OpsCudaEmulated, AttentionBf16) { attention_emulated<bf16>(); }
 
 TEST(OpsCudaEmulated, RejectsBadArguments) {
   const auto host = cuda::Target::host_emulation();
