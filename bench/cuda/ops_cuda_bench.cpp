@@ -4,7 +4,8 @@
 // events around each call. Prints the time and the rate against the op's floor: bytes it must
 // move (GB/s) or, for the loss, the products' FLOPs (TFLOP/s).
 //
-//   ops_cuda_bench [tokens=4096] [reps=10]
+//   ops_cuda_bench [tokens=4096] [reps=10] [vocab=248320]
+// (small tokens and vocab: a quick pass over every kernel, e.g. under compute-sanitizer)
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -68,7 +69,8 @@ void print_bytes(const char* what, double ms, double bytes) {
 int main(int argc, char** argv) {
   const int64_t T = argc > 1 ? std::atoll(argv[1]) : 4096;
   reps = argc > 2 ? std::atoi(argv[2]) : 10;
-  const int64_t D = 2560, I = 9216, V = 248320, C = 8192, K = 4;
+  const int64_t V = argc > 3 ? std::atoll(argv[3]) : 248320;
+  const int64_t D = 2560, I = 9216, C = 8192, K = 4;
   cuda::require_device();
   cuda::Stream stream;
   const cuda::Target on(stream.get());
@@ -138,14 +140,14 @@ int main(int argc, char** argv) {
                 time_ms(stream, [&] { rope_cuda_forward<bf16>(x.data(), T, H, H * hd, hd, rot, cos.data(), sin.data(), on); }),
                 2 * b * T * H * rot);
   }
-  {  // AdamW over 20 M LoRA parameters
-    const int64_t n = 20'000'000;
+  {  // AdamW over 20 M LoRA parameters (at 4096 tokens)
+    const int64_t n = 5000 * T;
     auto p = random_buffer<float>(static_cast<size_t>(n), rng), g = random_buffer<float>(static_cast<size_t>(n), rng);
     DeviceBuffer<float> m(static_cast<size_t>(n)), v(static_cast<size_t>(n));
     m.fill_bytes(0);
     v.fill_bytes(0);
     int step = 0;
-    print_bytes("AdamW step, 20 M float parameters",
+    print_bytes("AdamW step, 5000 x T float parameters",
                 time_ms(stream, [&] { adamw_cuda_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4, AdamWConfig{}, ++step, on); }),
                 7 * 4.0 * n);
   }
@@ -178,7 +180,7 @@ int main(int argc, char** argv) {
       const double ms = time_ms(stream, [&] {
         cross_entropy_cuda_forward_backward<bf16>(h.data(), T, w.data(), V, D, targets.data(), 1.0 / double(T), loss.data(), dh.data(), ws.data(), panel, on);
       });
-      std::printf("cross-entropy + d_hidden [T, 2560] x 248320, panel %-6lld %9.3f ms  %7.1f TFLOP/s (workspace %.0f MiB)\n",
+      std::printf("cross-entropy + d_hidden [T, 2560] x V, panel %-6lld %9.3f ms  %7.1f TFLOP/s (workspace %.0f MiB)\n",
                   (long long)panel, ms, 4.0 * T * D * V / ms * 1e-9, double(ws.bytes()) / (1 << 20));
     }
   }
