@@ -70,9 +70,9 @@ void check_attention(Memory& mem, const AttentionCase& c, uint64_t seed, double 
   auto workspace = mem.template poisoned<char>(attention_cuda_backward_workspace_bytes(shape));
   attention_cuda_forward<T>(shape, gcu.data(), nseq, longest, gq.data(), ldq, gk.data(), gv.data(),
                             ldkv, gout.data(), glse.data(), mem.target());
-  attention_cuda_backward<T>(shape, gcu.data(), nseq, longest, gq.data(), ldq, gk.data(),
-                             gv.data(), ldkv, gout.data(), glse.data(), gdo.data(), gdq.data(),
-                             gdk.data(), gdv.data(), workspace.data(), mem.target());
+  attention_cuda_backward<T>(shape, gcu.data(), nseq, longest, gq.data(), ldq, gk.data(), gv.data(),
+                             ldkv, gout.data(), glse.data(), gdo.data(), gdq.data(), gdk.data(),
+                             gdv.data(), workspace.data(), mem.target());
   expect_close("attention out", mem.download(gout), out, tolerance, worst);
   expect_close("attention lse", mem.download(glse), lse, tolerance, worst);
   expect_close("attention dq", dense_rows(mem.download(gdq), T_, ldo, ldq),

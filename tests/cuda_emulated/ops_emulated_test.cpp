@@ -39,7 +39,8 @@ void norms_emulated() {
     check_zero_centred_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
   for (const NormShape& s : std::vector<NormShape>{{1, 128, 128}, {77, 100, 100}, {600, 128, 128}})
     check_gated_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
-  for (const NormShape& s : std::vector<NormShape>{{1, 1000, 1000}, {33, 128, 384}, {20, 100, 100, 1e-4}})
+  for (const NormShape& s :
+       std::vector<NormShape>{{1, 1000, 1000}, {33, 128, 384}, {20, 100, 100, 1e-4}})
     check_l2norm<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCudaEmulated, NormsFloat) { norms_emulated<float>(); }
@@ -84,7 +85,8 @@ TEST(OpsCudaEmulated, AdamWBitIdenticalToCpu) {
 template <class T>
 void cross_entropy_emulated() {
   HostMemory mem;
-  WorstErrors worst(str_cat(type_name<T>(), " emulated chunked cross-entropy vs float64 reference"));
+  WorstErrors worst(
+      str_cat(type_name<T>(), " emulated chunked cross-entropy vs float64 reference"));
   uint64_t seed = 60;
   for (const LossShape& s : std::vector<LossShape>{
            {1, 1000, 1000, 4096}, {37, 264, 700, 256}, {20, 100, 151, 64}, {130, 72, 1001, 300}})
@@ -118,9 +120,9 @@ TEST(OpsCudaEmulated, RejectsBadArguments) {
                Error);  // kernel > 8
   EXPECT_THROW(rope_cuda_forward<float>(x.data(), 1, 1, 8, 8, 3, w.data(), w.data(), host),
                Error);  // odd rotary_dim
-  EXPECT_THROW(adamw_cuda_step(x.data(), x.data(), x.data(), x.data(), 1, 1e-3, AdamWConfig{}, 0,
-                               host),
-               Error);  // steps count from 1
+  EXPECT_THROW(
+      adamw_cuda_step(x.data(), x.data(), x.data(), x.data(), 1, 1e-3, AdamWConfig{}, 0, host),
+      Error);  // steps count from 1
 }
 
 }  // namespace

@@ -46,7 +46,9 @@ struct AttentionArgs {
   int H, Hkv, group, d, DP;  // DP: d rounded up to 16
   float scale;
   const int64_t* cu;
-  int tiles_x;  // grid.x: tiles of the longest sequence; tile = tiles_x − 1 − block_x (long rows first)
+  // grid.x, the tiles of the longest sequence; block x takes tile tiles_x − 1 − x, so the tiles
+  // with the longest rows start first.
+  int tiles_x;
   const T *q, *k, *v;
   int64_t ldq, ldkv;
   T* out;  // forward
@@ -136,7 +138,8 @@ struct ForwardBody {
         t.r[i] = r;
       }
       b.sync();
-      for (int e = b.thread; e < BQ * DP; e += b.threads) t.o[(e / DP) * ldo + e % DP] *= t.r[e / DP];
+      for (int e = b.thread; e < BQ * DP; e += b.threads)
+        t.o[(e / DP) * ldo + e % DP] *= t.r[e / DP];
       b.sync();
       cuda::block_matmul<false, false>(b, BQ, DP, BK, exact(t.p, ldp), exact(t.v, ldq), t.o, ldo,
                                        true);
@@ -179,8 +182,8 @@ struct RowDotBody {
 template <class T>
 DT_HD void probabilities_and_score_grads(const Block& b, int BQ, int BK, int rows, int keys,
                                          int64_t q0, int64_t k0, float scale, const float* s,
-                                         const float* dp, int lds, const float* lse,
-                                         const float* D, T* p, T* ds, int ldp) {
+                                         const float* dp, int lds, const float* lse, const float* D,
+                                         T* p, T* ds, int ldp) {
   for (int e = b.thread; e < BQ * BK; e += b.threads) {
     const int i = e / BK, j = e % BK;
     const bool visible = i < rows && j < keys && k0 + j <= q0 + i;
@@ -253,14 +256,14 @@ struct QueryGradBody {
       b.sync();
       cuda::block_matmul<false, true>(b, BQ, BK, DP, exact(t.q, ldq), exact(t.k, ldq), t.s, lds,
                                       false);
-      cuda::block_matmul<false, true>(b, BQ, BK, DP, exact(t.dout, ldq), exact(t.v, ldq), t.dp,
-                                      lds, false, (BQ / 16) * (BK / 16));
+      cuda::block_matmul<false, true>(b, BQ, BK, DP, exact(t.dout, ldq), exact(t.v, ldq), t.dp, lds,
+                                      false, (BQ / 16) * (BK / 16));
       b.sync();
       probabilities_and_score_grads<T>(b, BQ, BK, rows, keys, q0, k0, a.scale, t.s, t.dp, lds,
                                        t.lse, t.D, nullptr, t.ds, ldp);
       b.sync();
-      cuda::block_matmul<false, false>(b, BQ, DP, BK, exact(t.ds, ldp), exact(t.k, ldq), t.dq,
-                                       ldg, true);
+      cuda::block_matmul<false, false>(b, BQ, DP, BK, exact(t.ds, ldp), exact(t.k, ldq), t.dq, ldg,
+                                       true);
     }
     b.sync();
     for (int e = b.thread; e < rows * a.d; e += b.threads) {
@@ -337,8 +340,8 @@ struct KeyValueGradBody {
         b.sync();
         cuda::block_matmul<true, false>(b, BK, DP, BQ, exact(t.p, ldp), exact(t.dout, ldq), t.dv,
                                         ldg, true);
-        cuda::block_matmul<true, false>(b, BK, DP, BQ, exact(t.ds, ldp), exact(t.q, ldq), t.dk,
-                                        ldg, true, (BK / 16) * (DP / 16));
+        cuda::block_matmul<true, false>(b, BK, DP, BQ, exact(t.ds, ldp), exact(t.q, ldq), t.dk, ldg,
+                                        true, (BK / 16) * (DP / 16));
       }
     b.sync();
     for (int e = b.thread; e < keys * a.d; e += b.threads) {
@@ -434,14 +437,13 @@ void attention_cuda_backward(const AttentionShape& shape, const int64_t* cu_seql
                          KeyValueGrad::shared_bytes(a.DP));
 }
 
-#define DT_INSTANTIATE(T)                                                                        \
-  template void attention_cuda_forward<T>(const AttentionShape&, const int64_t*, int64_t,        \
-                                          int64_t, const T*, int64_t, const T*, const T*,        \
-                                          int64_t, T*, float*, cuda::Target);                    \
-  template void attention_cuda_backward<T>(const AttentionShape&, const int64_t*, int64_t,       \
-                                           int64_t, const T*, int64_t, const T*, const T*,       \
-                                           int64_t, const T*, const float*, const T*, T*, T*,    \
-                                           T*, void*, cuda::Target);
+#define DT_INSTANTIATE(T)                                                                          \
+  template void attention_cuda_forward<T>(const AttentionShape&, const int64_t*, int64_t, int64_t, \
+                                          const T*, int64_t, const T*, const T*, int64_t, T*,      \
+                                          float*, cuda::Target);                                   \
+  template void attention_cuda_backward<T>(                                                        \
+      const AttentionShape&, const int64_t*, int64_t, int64_t, const T*, int64_t, const T*,        \
+      const T*, int64_t, const T*, const float*, const T*, T*, T*, T*, void*, cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE

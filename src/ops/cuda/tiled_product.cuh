@@ -1,4 +1,5 @@
-// A plain tiled matrix product for kernels that need one with their own epilogue (the chunked loss):
+// A plain tiled matrix product for kernels that need one with their own epilogue (the chunked
+// loss):
 //   C[M, N] = A[M, K] · op(B),  op(B) = B [K, N] row-major, or Bᵀ with B stored [N, K] (TransB)
 // One block (8 warps) per 128 × 128 tile of C, over slabs of 64 columns of A and rows of op(B)
 // copied to shared memory (zero-padded past the matrix edges). At the end `epilogue(row, col,
