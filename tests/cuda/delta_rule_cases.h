@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "cuda/elements.h"
 #include "ops/delta_rule.h"
 #include "test_util.h"
 
@@ -70,25 +71,6 @@ inline DeltaRuleCase make_delta_rule_case(int Hk, int Hv, int dk, int dv,
   c.d_out = random_normal(size_t(T * Hv * dv), rng);
   if (d_final_state) c.d_final_state = random_normal(delta_rule_state_elements(c), rng);
   return c;
-}
-
-// Element types of the CUDA calls: q, k, v, d_out in T; g, beta, states in float.
-inline float as_element(double x, float*) { return float(x); }
-inline __nv_bfloat16 as_element(double x, __nv_bfloat16*) { return __float2bfloat16(float(x)); }
-inline double as_double(float x) { return x; }
-inline double as_double(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T>
-std::vector<T> to_elements(const std::vector<double>& x) {
-  std::vector<T> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = as_element(x[i], static_cast<T*>(nullptr));
-  return y;
-}
-template <class T>
-std::vector<double> to_doubles(const std::vector<T>& x) {
-  std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = as_double(x[i]);
-  return y;
 }
 
 // The case with every input rounded to the element type the CUDA call receives (T for q, k, v,

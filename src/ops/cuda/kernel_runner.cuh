@@ -1,0 +1,143 @@
+// Launches a kernel body (a functor with a __host__ __device__ operator()) over a grid: on the GPU,
+// or emulated on the host (core/cuda/target.h). The body has the signature
+//   void operator()(const Block& b, int block_x, int block_y, int block_z, char* shared) const
+// and is written as block-strided loops separated by b.sync() (ops/cuda/block_tile.cuh), so it is
+// correct both with `Threads` threads per block and with one.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/cuda/cuda_check.h"
+#include "core/cuda/target.h"
+#include "core/profile.h"
+#include "ops/cuda/block_tile.cuh"
+
+namespace deltatune::cuda {
+
+template <int Threads, class Body>
+__global__ void __launch_bounds__(Threads) run_body(Body body) {
+  extern __shared__ __align__(128) char shared[];
+  body(Block{int(threadIdx.x), int(blockDim.x)}, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z),
+       shared);
+}
+
+// Blocks of one launch never depend on each other, so the emulation spreads them over OpenMP
+// threads. On the GPU, bodies needing more than 48 KiB of shared memory opt in once per body type;
+// DELTATUNE_PROFILE=1 times each launch with events (a wait after each: never on by default).
+template <int Threads, class Body>
+void launch(const Target& target, const char* name, const Body& body, dim3 grid,
+            size_t shared_bytes = 0) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+  if (target.emulate) {
+    const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+#pragma omp parallel
+    {
+      std::vector<char> shared(shared_bytes + 128);
+      char* base = shared.data() + (128 - reinterpret_cast<uintptr_t>(shared.data()) % 128) % 128;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < blocks; ++b)
+        body(Block{0, 1}, int(b % grid.x), int(b / grid.x % grid.y), int(b / grid.x / grid.y),
+             base);
+    }
+    return;
+  }
+  static const int limit = [] {
+    int device = 0, bytes = 0;
+    DT_CUDA(cudaGetDevice(&device));
+    DT_CUDA(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    DT_CUDA(cudaFuncSetAttribute(run_body<Threads, Body>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return bytes;
+  }();
+  DT_CHECK(shared_bytes <= size_t(limit), name, ": needs ", shared_bytes,
+           " bytes of shared memory per block, this GPU allows ", limit);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  if (profiling_enabled()) {
+    DT_CUDA(cudaEventCreate(&start));
+    DT_CUDA(cudaEventCreate(&stop));
+    DT_CUDA(cudaEventRecord(start, target.stream));
+  }
+  run_body<Threads, Body><<<grid, Threads, shared_bytes, target.stream>>>(body);
+  DT_CUDA_LAUNCHED(name);
+  if (start) {
+    DT_CUDA(cudaEventRecord(stop, target.stream));
+    DT_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    profile_add(name, ms * 1e-3);
+    DT_CUDA(cudaEventDestroy(start));
+    DT_CUDA(cudaEventDestroy(stop));
+  }
+}
+
+// Blocks for `count` items of `per_block` each, checked against the grid's x limit.
+inline dim3 blocks_for(int64_t count, int64_t per_block) {
+  const int64_t blocks = (count + per_block - 1) / per_block;
+  DT_CHECK(blocks < (int64_t(1) << 31), "CUDA launch: ", count, " items need ", blocks,
+           " blocks, more than a grid holds");
+  return dim3(unsigned(blocks));
+}
+
+// dst[i] += Σ over k of partials[k][i] for i < n, k in order: the deterministic second half of a
+// reduction whose first half wrote one row of partial sums per block (no atomics).
+struct SumPartialsBody {
+  static constexpr int kPerBlock = 256;
+  const float* partials;
+  int64_t rows, n;
+  float* dst;
+  DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
+    const int64_t end = n < (int64_t(bx) + 1) * kPerBlock ? n : (int64_t(bx) + 1) * kPerBlock;
+    for (int64_t i = int64_t(bx) * kPerBlock + b.thread; i < end; i += b.threads) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < rows; ++k) s += partials[k * n + i];
+      dst[i] += s;
+    }
+  }
+};
+inline void sum_partials(const Target& target, const char* name, const float* partials,
+                         int64_t rows, int64_t n, float* dst) {
+  launch<SumPartialsBody::kPerBlock>(target, name, SumPartialsBody{partials, rows, n, dst},
+                                     blocks_for(n, SumPartialsBody::kPerBlock));
+}
+
+// One warp of a block, for the row kernels (one row per warp). On the host a block has one thread,
+// which is then one warp of one lane.
+struct Warp {
+  int lane, lanes;   // lane in [0, lanes)
+  int index, count;  // this warp in [0, count) of the block
+};
+DT_HD Warp warp_of(const Block& b) {
+  const int lanes = b.threads < 32 ? b.threads : 32;
+  return {b.thread % lanes, lanes, b.thread / lanes, b.threads / lanes};
+}
+
+// The sum of `x` over the lanes of a warp, in every lane (a butterfly: the same order in every
+// lane, so every lane gets the same bits).
+DT_HD float warp_sum(float x) {
+#if defined(__CUDA_ARCH__)
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+#endif
+  return x;
+}
+DT_HD float warp_max(float x) {
+#if defined(__CUDA_ARCH__)
+  for (int offset = 16; offset > 0; offset /= 2)
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+#endif
+  return x;
+}
+
+DT_HD int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
+
+DT_HD float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+DT_HD float siluf(float x) { return x * sigmoidf(x); }
+// d silu / dx = s (1 + x (1 − s)), s = sigmoid(x) (ops/activation.h)
+DT_HD float silu_gradf(float x) {
+  const float s = sigmoidf(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+
+}  // namespace deltatune::cuda

@@ -1,0 +1,52 @@
+// The normalisations of ops/norm.h on an NVIDIA GPU: same equations, layouts and strides, on
+// device pointers (or host pointers under cuda::Target::host_emulation()). x, z, w, y and the
+// gradients of x, z are bf16 (training) or float (tests); sums and every intermediate are float.
+// Kernels in ops/cuda/norm.cu; tests in tests/cuda (GPU) and tests/cuda_emulated.
+//
+//   zero-centred RMSNorm  y = x / sqrt(mean(x^2) + eps) * (1 + w)     decoder norms, q_norm, k_norm
+//   gated RMSNorm         y = x / sqrt(mean(x^2) + eps) * w * silu(z) GDN output norm
+//   L2 norm               y = x / sqrt(sum(x^2) + eps)                 GDN q and k
+//
+// Backward functions overwrite dx (and dz) and ACCUMULATE into dw (float; null = not wanted). With
+// dw, `workspace` must hold norm_cuda_dw_workspace_bytes(rows, dim): the weight gradient is summed
+// per block there, then over blocks in a fixed order (deterministic: no atomics). In-place calls
+// (y == x, dx == dy with equal strides) are allowed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/cuda/target.h"
+
+namespace deltatune {
+
+size_t norm_cuda_dw_workspace_bytes(int64_t rows, int64_t dim);
+
+// ldx, ldy: row strides (-1 = dim), as in ops/norm.h (q_norm reads heads out of the q+gate rows).
+template <class T>
+void rmsnorm_zero_centred_cuda_forward(const T* x, int64_t rows, int64_t dim, const T* w,
+                                       double eps, T* y, int64_t ldx, int64_t ldy,
+                                       cuda::Target target);
+// dx has x's row stride, dy has y's.
+template <class T>
+void rmsnorm_zero_centred_cuda_backward(const T* x, int64_t rows, int64_t dim, const T* w,
+                                        double eps, const T* dy, T* dx, float* dw, void* workspace,
+                                        int64_t ldx, int64_t ldy, cuda::Target target);
+
+template <class T>
+void gated_rmsnorm_cuda_forward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
+                                double eps, T* y, cuda::Target target);
+template <class T>
+void gated_rmsnorm_cuda_backward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
+                                 double eps, const T* dy, T* dx, T* dz, float* dw, void* workspace,
+                                 cuda::Target target);
+
+template <class T>
+void l2norm_cuda_forward(const T* x, int64_t rows, int64_t dim, double eps, T* y, int64_t ldx,
+                         int64_t ldy, cuda::Target target);
+// dy is contiguous; dx has row stride lddx.
+template <class T>
+void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, const T* dy, T* dx,
+                          int64_t ldx, int64_t lddx, cuda::Target target);
+
+}  // namespace deltatune
