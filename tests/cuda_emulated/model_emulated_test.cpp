@@ -1,0 +1,93 @@
+// The GPU model path with every kernel emulated on the host and the cuBLAS products as loops
+// (core/cuda/target.h): the loss and every LoRA gradient against the CPU float32 path on the
+// fixtures and on random tiny models of both value-head layouts, a pack against its sequences one
+// by one, and the attention kernels against their float64 reference. Runs in CI, which has no GPU:
+// it checks the model path's wiring (layouts, strides, which buffer feeds which op); the GPU test
+// (tests/cuda/model_cuda_test.cpp) adds the real kernels, cuBLAS and bigger shapes.
+// Tolerances: tests/cuda/model_checks.h (2e-2, bf16) and ops_emulated_test.cpp (attention).
+#include <gtest/gtest.h>
+
+#include "cuda/attention_checks.h"
+#include "cuda/model_checks.h"
+
+namespace deltatune {
+namespace {
+
+using namespace testing_util;
+using bf16 = __nv_bfloat16;
+
+const cuda::Target kHost = cuda::Target::host_emulation();
+
+TEST(ModelCudaEmulated, AttentionKernels) {
+  HostMemory mem;
+  uint64_t seed = 700;
+  {
+    WorstErrors worst("float emulated attention vs float64 reference");
+    for (const AttentionCase& c : std::vector<AttentionCase>{
+             {{37}, 2, 1, 32}, {{1, 20, 45, 1, 9}, 4, 2, 24}, {{70, 3}, 2, 2, 256}})
+      check_attention<float>(mem, c, seed++, 1e-5, worst);
+  }
+  {
+    WorstErrors worst("bf16 emulated attention vs float64 reference");
+    for (const AttentionCase& c : std::vector<AttentionCase>{{{100, 1, 29}, 4, 2, 32}, {{70, 3}, 2, 1, 256}})
+      check_attention<bf16>(mem, c, seed++, 1e-2, worst);
+  }
+}
+
+TEST(ModelCudaEmulated, FixturesMatchCpu) {
+  WorstErrors worst("emulated GPU model vs CPU float32");
+  const Batch batch = random_batch({37, 1, 70, 20}, 256, 11);
+  for (const char* variant : {"causal_tied_f32", "cond_v2x_untied_f32_sharded"}) {
+    const Model model = Model::load(fixture_path(variant));
+    LoraAdapter adapter = LoraAdapter::load_peft(fixture_path(std::string(variant) + "/adapter"), model.config(), DType::F32);
+    check_model_against_cpu(variant, model, adapter, batch, kHost, true, worst);
+  }
+  for (const char* variant : {"causal_v2x_untied_bf16", "cond_tied_bf16"}) {
+    const Model model = Model::load(fixture_path(variant));
+    LoraAdapter adapter = random_adapter(model.config(), 4, 0.0, 5);
+    check_model_against_cpu(variant, model, adapter, batch, kHost, true, worst);
+  }
+}
+
+TEST(ModelCudaEmulated, RandomModelsBothLayouts) {
+  WorstErrors worst("emulated GPU model vs CPU float32");
+  const Batch batch = random_batch({50, 90, 1, 30}, 512, 12);
+  for (auto [k_heads, v_heads] : {std::pair{2, 2}, std::pair{2, 4}}) {
+    const Model model = Model::random(tiny_config(k_heads, v_heads), DType::BF16, 7);
+    LoraAdapter adapter = random_adapter(model.config(), 8, 0.0, 3);
+    const std::string what = str_cat("random Hk=", k_heads, " Hv=", v_heads);
+    check_model_against_cpu(what, model, adapter, batch, kHost, true, worst);
+    check_model_against_cpu(what + " no checkpointing", model, adapter, batch, kHost, false, worst);
+    check_packed_equals_unpacked(what, model, adapter, batch, kHost, worst);
+  }
+}
+
+// Models whose CPU gradients stay put under bf16 perturbations (model_checks.h): all attention
+// layers, and one Gated DeltaNet layer with transformers' slow decays.
+TEST(ModelCudaEmulated, WellConditionedModels) {
+  WorstErrors worst("emulated GPU model vs CPU float32, well-conditioned models");
+  const Batch batch = random_batch({50, 90, 1, 30}, 512, 14);
+  ModelConfig attention_only = tiny_config(2, 2);
+  attention_only.layer_kinds.assign(size_t(attention_only.num_layers), LayerKind::FullAttention);
+  const Model a = Model::random(attention_only, DType::BF16, 9);
+  LoraAdapter adapter_a = random_adapter(a.config(), 8, 0.0, 3);
+  check_model_against_cpu("attention only", a, adapter_a, batch, kHost, true, worst);
+  ModelConfig one_gdn = tiny_config(2, 4, 32, 32);
+  one_gdn.num_layers = 1;
+  one_gdn.layer_kinds = {LayerKind::LinearAttention};
+  const Model g = Model::random(one_gdn, DType::BF16, 10);
+  set_slow_decays(g, 11);
+  LoraAdapter adapter_g = random_adapter(g.config(), 8, 0.0, 3);
+  check_model_against_cpu("one gated deltanet layer", g, adapter_g, batch, kHost, true, worst);
+}
+
+TEST(ModelCudaEmulated, DropoutMasksMatchCpu) {
+  WorstErrors worst("emulated GPU model vs CPU float32, LoRA dropout 0.1");
+  const Model model = Model::random(tiny_config(2, 4), DType::BF16, 8);
+  LoraAdapter adapter = random_adapter(model.config(), 8, 0.1, 4);
+  check_model_against_cpu("dropout", model, adapter, random_batch({64, 33}, 512, 13), kHost, true, worst,
+                          true, 1234);
+}
+
+}  // namespace
+}  // namespace deltatune
