@@ -278,8 +278,12 @@ void validate(const TrainConfig& t) {
            ": save_steps, eval_steps, save_total_limit and logging_steps must not be negative");
   DT_CHECK(t.excess_length_strategy == "drop" || t.excess_length_strategy == "truncate", s,
            ": excess_length_strategy must be drop or truncate");
-  DT_CHECK(t.device == "cpu" || t.device == "cuda", s, ": device must be cpu or cuda");
-  DT_CHECK(t.device == "cpu", s, ": device 'cuda' is not built yet (the CUDA backend comes later)");
+  DT_CHECK(t.device == "auto" || t.device == "cpu" || t.device == "cuda", s,
+           ": device must be auto, cpu or cuda");
+#if !DELTATUNE_CUDA
+  DT_CHECK(t.device != "cuda", s, ": device 'cuda': this build of deltatune has no CUDA (build it where ",
+           "nvcc is found, or with -DDELTATUNE_CUDA=ON)");
+#endif
   DT_CHECK(t.max_bad_steps > 0, s, ": max_bad_steps must be positive");
 }
 
