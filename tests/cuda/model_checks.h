@@ -86,7 +86,9 @@ inline LoraAdapter random_adapter(const ModelConfig& model, int r, double dropou
   return a;
 }
 
-// A random model of `base`'s shape with other head layouts.
+inline void set_slow_decays(const Model& model, uint64_t seed);
+
+// The "tiny" preset with other head layouts and sizes.
 inline ModelConfig tiny_config(int k_heads, int v_heads, int head_dim = 32, int linear_head_dim = 16) {
   ModelConfig c = preset_config("tiny");
   c.linear_num_key_heads = k_heads;
@@ -94,7 +96,20 @@ inline ModelConfig tiny_config(int k_heads, int v_heads, int head_dim = 32, int 
   c.head_dim = head_dim;
   c.linear_key_head_dim = linear_head_dim;
   c.linear_value_head_dim = linear_head_dim;
+  const int half = c.rotary_dim() / 2;  // mRoPE's sections cover the rotary frequencies (presets.cpp)
+  c.mrope_section = {(half + 2) / 3, (half + 1) / 3, half / 3};
   return c;
+}
+
+// A model that stays put under bf16 perturbations (see the top of this file): one Gated DeltaNet
+// layer with transformers' slow decays, then one attention layer.
+inline Model well_conditioned_mixed_model(int k_heads, int v_heads, uint64_t seed) {
+  ModelConfig c = tiny_config(k_heads, v_heads, 32, 32);
+  c.num_layers = 2;
+  c.layer_kinds = {LayerKind::LinearAttention, LayerKind::FullAttention};
+  Model m = Model::random(c, DType::BF16, seed);
+  set_slow_decays(m, seed + 1);
+  return m;
 }
 
 // `model` with every weight as bf16, moved by at most one bf16 ulp (each weight times

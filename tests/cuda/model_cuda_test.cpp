@@ -119,11 +119,13 @@ TEST(ModelCuda, RealHeadSizes) {
 
 TEST(ModelCuda, DropoutMasksMatchCpu) {
   DT_REQUIRE_GPU();
-  WorstErrors worst("GPU model vs CPU float32, LoRA dropout 0.1");
-  const Model model = Model::random(tiny_config(2, 4), DType::BF16, 8);
-  LoraAdapter adapter = random_adapter(model.config(), 8, 0.1, 4);
-  check_model_against_cpu("dropout", model, adapter, random_batch({64, 33}, 512, 13), kGpu, true, worst,
-                          true, 1234);
+  WorstErrors worst("GPU model vs CPU float32, LoRA dropout 0.1 (same masks)");
+  for (auto [k_heads, v_heads] : {std::pair{2, 2}, std::pair{2, 4}}) {
+    const Model model = well_conditioned_mixed_model(k_heads, v_heads, 8);
+    LoraAdapter adapter = random_adapter(model.config(), 8, 0.1, 4);
+    check_model_against_cpu(str_cat("dropout Hk=", k_heads, " Hv=", v_heads), model, adapter,
+                            random_batch({64, 33}, 512, 13), kGpu, true, worst, true, 1234);
+  }
 }
 
 // `train` with device: cuda, through the library (run_training): a tiny model learns counting

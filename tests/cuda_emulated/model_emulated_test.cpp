@@ -83,12 +83,33 @@ TEST(ModelCudaEmulated, WellConditionedModels) {
   check_model_against_cpu("one gated deltanet layer", g, adapter_g, batch, kHost, true, worst);
 }
 
+// The real model's head sizes (attention head_dim 256, Gated DeltaNet heads of 128), smaller than
+// the GPU test's pack.
+TEST(ModelCudaEmulated, RealHeadSizes) {
+  WorstErrors worst("emulated GPU model vs CPU float32, real head sizes");
+  ModelConfig c = tiny_config(2, 4, 256, 128);
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.num_layers = 2;
+  c.layer_kinds = {LayerKind::LinearAttention, LayerKind::FullAttention};
+  const Model model = Model::random(c, DType::BF16, 21);
+  set_slow_decays(model, 22);
+  LoraAdapter adapter = random_adapter(model.config(), 8, 0.0, 23);
+  const Batch batch = random_batch({70, 1, 66}, c.vocab_size, 24);
+  check_model_against_cpu("real head sizes", model, adapter, batch, kHost, true, worst);
+  check_packed_equals_unpacked("real head sizes", model, adapter, batch, kHost, worst);
+}
+
 TEST(ModelCudaEmulated, DropoutMasksMatchCpu) {
-  WorstErrors worst("emulated GPU model vs CPU float32, LoRA dropout 0.1");
-  const Model model = Model::random(tiny_config(2, 4), DType::BF16, 8);
-  LoraAdapter adapter = random_adapter(model.config(), 8, 0.1, 4);
-  check_model_against_cpu("dropout", model, adapter, random_batch({64, 33}, 512, 13), kHost, true, worst,
-                          true, 1234);
+  WorstErrors worst("emulated GPU model vs CPU float32, LoRA dropout 0.1 (same masks)");
+  for (auto [k_heads, v_heads] : {std::pair{2, 2}, std::pair{2, 4}}) {
+    const Model model = well_conditioned_mixed_model(k_heads, v_heads, 8);
+    LoraAdapter adapter = random_adapter(model.config(), 8, 0.1, 4);
+    check_model_against_cpu(str_cat("dropout Hk=", k_heads, " Hv=", v_heads), model, adapter,
+                            random_batch({64, 33}, 512, 13), kHost, true, worst, true, 1234);
+  }
 }
 
 }  // namespace
