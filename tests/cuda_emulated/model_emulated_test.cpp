@@ -88,8 +88,8 @@ TEST(ModelCudaEmulated, WellConditionedModels) {
 TEST(ModelCudaEmulated, RealHeadSizes) {
   WorstErrors worst("emulated GPU model vs CPU float32, real head sizes");
   ModelConfig c = tiny_config(2, 4, 256, 128);
-  c.hidden_size = 128;
-  c.intermediate_size = 256;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
   c.num_heads = 4;
   c.num_kv_heads = 2;
   c.num_layers = 2;
@@ -97,7 +97,7 @@ TEST(ModelCudaEmulated, RealHeadSizes) {
   const Model model = Model::random(c, DType::BF16, 21);
   set_slow_decays(model, 22);
   LoraAdapter adapter = random_adapter(model.config(), 8, 0.0, 23);
-  const Batch batch = random_batch({70, 1, 66}, c.vocab_size, 24);
+  const Batch batch = random_batch({40, 1, 30}, c.vocab_size, 24);
   check_model_against_cpu("real head sizes", model, adapter, batch, kHost, true, worst);
   check_packed_equals_unpacked("real head sizes", model, adapter, batch, kHost, worst);
 }
