@@ -21,9 +21,8 @@ constexpr int kConv1dCudaMaxKernel = 8;
 
 template <class T>
 void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channels, const T* w,
-                                     int kernel, const int64_t* cu_seqlens,
-                                     int64_t num_sequences, T* y, int64_t ldx,
-                                     cuda::Target target);
+                                     int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                     T* y, int64_t ldx, cuda::Target target);
 
 // Scratch of the backward when dw is wanted: per-block partial sums of the weight gradient.
 size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, int kernel);
@@ -32,8 +31,8 @@ size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, i
 // wanted; then workspace may be null).
 template <class T>
 void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channels, const T* w,
-                                      int kernel, const int64_t* cu_seqlens,
-                                      int64_t num_sequences, const T* dy, T* dx, float* dw,
-                                      void* workspace, int64_t ldx, cuda::Target target);
+                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                      const T* dy, T* dx, float* dw, void* workspace, int64_t ldx,
+                                      cuda::Target target);
 
 }  // namespace deltatune

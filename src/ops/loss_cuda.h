@@ -34,7 +34,6 @@ template <class T>
 void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const T* lm_head,
                                          int64_t vocab, int64_t dim, const int64_t* targets,
                                          double grad_scale, double* loss_sum, T* d_hidden,
-                                         void* workspace, int64_t panel_rows,
-                                         cuda::Target target);
+                                         void* workspace, int64_t panel_rows, cuda::Target target);
 
 }  // namespace deltatune

@@ -30,17 +30,16 @@ void rmsnorm_zero_centred_cuda_forward(const T* x, int64_t rows, int64_t dim, co
 // dx has x's row stride, dy has y's.
 template <class T>
 void rmsnorm_zero_centred_cuda_backward(const T* x, int64_t rows, int64_t dim, const T* w,
-                                        double eps, const T* dy, T* dx, float* dw,
-                                        void* workspace, int64_t ldx, int64_t ldy,
-                                        cuda::Target target);
+                                        double eps, const T* dy, T* dx, float* dw, void* workspace,
+                                        int64_t ldx, int64_t ldy, cuda::Target target);
 
 template <class T>
 void gated_rmsnorm_cuda_forward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
                                 double eps, T* y, cuda::Target target);
 template <class T>
 void gated_rmsnorm_cuda_backward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
-                                 double eps, const T* dy, T* dx, T* dz, float* dw,
-                                 void* workspace, cuda::Target target);
+                                 double eps, const T* dy, T* dx, T* dz, float* dw, void* workspace,
+                                 cuda::Target target);
 
 template <class T>
 void l2norm_cuda_forward(const T* x, int64_t rows, int64_t dim, double eps, T* y, int64_t ldx,

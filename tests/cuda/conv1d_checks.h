@@ -22,7 +22,8 @@ inline std::string describe(const Conv1dShape& s) {
     if (i) cu += ',';
     cu += std::to_string(s.cu_seqlens[i]);
   }
-  return str_cat("cu_seqlens={", cu, "} channels=", s.channels, " ldx=", s.ldx, " kernel=", s.kernel);
+  return str_cat("cu_seqlens={", cu, "} channels=", s.channels, " ldx=", s.ldx,
+                 " kernel=", s.kernel);
 }
 
 template <class T, class Memory>
@@ -36,7 +37,8 @@ void check_conv1d(Memory& mem, const Conv1dShape& s, uint64_t seed, double toler
   const auto dy = rounded<T>(random_normal(size_t(tokens * C), rng));
   const auto dw0 = rounded<float>(random_normal(size_t(C * s.kernel), rng));
   std::vector<double> y(dy.size()), dx(x.size()), dw = dw0;
-  causal_conv1d_silu_forward<double>(x.data(), C, w.data(), s.kernel, s.cu_seqlens, y.data(), s.ldx);
+  causal_conv1d_silu_forward<double>(x.data(), C, w.data(), s.kernel, s.cu_seqlens, y.data(),
+                                     s.ldx);
   causal_conv1d_silu_backward<double>(x.data(), C, w.data(), s.kernel, s.cu_seqlens, dy.data(),
                                       dx.data(), dw.data(), s.ldx);
 

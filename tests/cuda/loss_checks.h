@@ -27,14 +27,15 @@ void check_cross_entropy(Memory& mem, const LossShape& s, uint64_t seed, double 
   const auto hidden = rounded<T>(random_normal(size_t(s.tokens * s.dim), rng));
   // Logits of standard deviation ~3: a peaked softmax whose maximum moves between panels.
   HostTensor w(DType::F64, {s.vocab, s.dim});
-  const auto w_values = rounded<T>(random_normal(size_t(s.vocab * s.dim), rng, 3 / std::sqrt(double(s.dim))));
+  const auto w_values =
+      rounded<T>(random_normal(size_t(s.vocab * s.dim), rng, 3 / std::sqrt(double(s.dim))));
   std::copy(w_values.begin(), w_values.end(), w.ptr<double>());
   std::vector<int64_t> targets(size_t(s.tokens));
   for (auto& t : targets) t = rng.uniform() < 0.2 ? -100 : int64_t(rng.uniform() * double(s.vocab));
   const double scale = 1.0 / double(s.tokens);
   std::vector<double> d_hidden(hidden.size());
-  const double loss = cross_entropy_forward_backward<double>(hidden.data(), s.tokens, w.view(),
-                                                             targets.data(), scale, d_hidden.data());
+  const double loss = cross_entropy_forward_backward<double>(
+      hidden.data(), s.tokens, w.view(), targets.data(), scale, d_hidden.data());
 
   const auto gh = mem.upload(to_elements<T>(hidden)), gw = mem.upload(to_elements<T>(w_values));
   const auto gtargets = mem.upload(targets);

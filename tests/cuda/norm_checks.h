@@ -80,8 +80,8 @@ void check_gated_rmsnorm(Memory& mem, const NormShape& s, uint64_t seed, double 
   auto gdz = mem.template poisoned<T>(n);
   auto gdw = mem.upload(to_elements<float>(dw0));
   auto workspace = mem.template poisoned<char>(norm_cuda_dw_workspace_bytes(s.rows, s.dim));
-  gated_rmsnorm_cuda_forward<T>(gx.data(), gz.data(), s.rows, s.dim, gw.data(), kNormEps,
-                                gy.data(), mem.target());
+  gated_rmsnorm_cuda_forward<T>(gx.data(), gz.data(), s.rows, s.dim, gw.data(), kNormEps, gy.data(),
+                                mem.target());
   gated_rmsnorm_cuda_backward<T>(gx.data(), gz.data(), s.rows, s.dim, gw.data(), kNormEps,
                                  gdy.data(), gdx.data(), gdz.data(), gdw.data(), workspace.data(),
                                  mem.target());

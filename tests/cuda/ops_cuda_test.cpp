@@ -1,19 +1,22 @@
 // The CUDA kernels of the ops other than the delta rule, on the GPU, against their float64 CPU
-// references: norms, SwiGLU, causal conv1d, partial RoPE, AdamW, chunked cross-entropy (the checks
-// are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes include the model's
-// (4096 tokens, hidden 2560, heads of 128 and 256) and odd ones (1000, 77, 100, tokens not a
-// multiple of any tile, packs with empty and one-token sequences). Skipped without a GPU.
+// references: norms, SwiGLU, causal conv1d, partial RoPE, AdamW, chunked cross-entropy, causal
+// attention (the checks are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes
+// include the model's (4096 tokens, hidden 2560, heads of 128 and 256) and odd ones (1000, 77,
+// 100, tokens not a multiple of any tile, packs with empty and one-token sequences). Skipped
+// without a GPU.
 //
 // Tolerances (relative: max |got − want| / max |want| per output, against the reference run on
 // the same rounded inputs):
 //   float: 1e-5. Float arithmetic on O(1) values; the longest sums (2560 squares, 2560-term
 //     logits, a vocabulary of exponentials) lose a few float eps (6e-8) each.
 //   bf16: 1e-2 (issue 7's bound). Writing an output as bf16 alone costs up to 2^-9 ≈ 2e-3 of the
-//     largest value; the loss's exponentials enter the gradient's product as bf16 (2^-9 each).
+//     largest value; the loss's exponentials and attention's P and dS enter their products as
+//     bf16 (2^-9 each).
 //   AdamW: exact. The same float operations in the same order as the CPU (train/adamw_cuda.h).
 #include <gtest/gtest.h>
 
 #include "core/cuda/cuda_check.h"
+#include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
 #include "cuda/loss_checks.h"
 #include "cuda/norm_checks.h"
@@ -52,11 +55,11 @@ void norms_on_gpu() {
                                                    {33, 1000, 1000, 1e-3},
                                                    {4096 * 4, 256, 512}})  // q_norm in q+gate rows
     check_zero_centred_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
-  for (const NormShape& s : std::vector<NormShape>{{1, 128, 128}, {77, 100, 100},
-                                                   {4096 * 16, 128, 128}, {9, 1000, 1000, 1e-3}})
+  for (const NormShape& s : std::vector<NormShape>{
+           {1, 128, 128}, {77, 100, 100}, {4096 * 16, 128, 128}, {9, 1000, 1000, 1e-3}})
     check_gated_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
-  for (const NormShape& s : std::vector<NormShape>{{1, 1000, 1000}, {513, 128, 384},
-                                                   {4096 * 16, 128, 6144}, {20, 100, 100, 1e-4}})
+  for (const NormShape& s : std::vector<NormShape>{
+           {1, 1000, 1000}, {513, 128, 384}, {4096 * 16, 128, 128}, {20, 100, 100, 1e-4}})
     check_l2norm<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCuda, NormsFloat) {
@@ -116,10 +119,10 @@ void rope_on_gpu() {
   uint64_t seed = 40;
   for (const RopeShape& s : std::vector<RopeShape>{
            {300, 16, 256, 64, 16 * 256, 256, 30000},  // q: rotary 1/4 of head_dim
-           {300, 16, 256, 64, 16 * 512, 512, 100},     // the same heads inside q+gate rows
-           {77, 3, 100, 26, 300, 100, 5},               // odd sizes
-           {50, 2, 128, 128, 256, 128, 1000},           // the whole head turns
-           {4096, 4, 256, 64, 4 * 256, 256, 4096}})     // k of the model, one long sequence
+           {300, 16, 256, 64, 16 * 512, 512, 100},    // the same heads inside q+gate rows
+           {77, 3, 100, 26, 300, 100, 5},             // odd sizes
+           {50, 2, 128, 128, 256, 128, 1000},         // the whole head turns
+           {4096, 4, 256, 64, 4 * 256, 256, 4096}})   // k of the model, one long sequence
     check_rope<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCuda, RopeFloat) {
@@ -146,11 +149,12 @@ void cross_entropy_on_gpu() {
   DeviceMemory mem;
   WorstErrors worst(str_cat(type_name<T>(), " GPU chunked cross-entropy vs float64 reference"));
   uint64_t seed = 60;
-  for (const LossShape& s : std::vector<LossShape>{{1, 1000, 1000, 4096},
-                                                   {37, 1024, 5000, 1024},
-                                                   {300, 1000, 151, 64},
-                                                   {130, 2560, 3001, 1000},
-                                                   {256, 1024, 248320, 4096}})  // Qwen3.5's vocabulary
+  for (const LossShape& s :
+       std::vector<LossShape>{{1, 1000, 1000, 4096},
+                              {37, 1024, 5000, 1024},
+                              {300, 1000, 151, 64},
+                              {130, 2560, 3001, 1000},
+                              {256, 1024, 248320, 4096}})  // Qwen3.5's vocabulary
     check_cross_entropy<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCuda, CrossEntropyFloat) {
@@ -160,6 +164,29 @@ TEST(OpsCuda, CrossEntropyFloat) {
 TEST(OpsCuda, CrossEntropyBf16) {
   DT_REQUIRE_GPU();
   cross_entropy_on_gpu<bf16>();
+}
+
+template <class T>
+void attention_on_gpu() {
+  DeviceMemory mem;
+  WorstErrors worst(str_cat(type_name<T>(), " GPU causal attention vs float64 reference"));
+  uint64_t seed = 70;
+  for (const AttentionCase& c : std::vector<AttentionCase>{
+           {{0, 1, 40}, 2, 1, 256},          // a one-token sequence: its dq, dk are zero
+           {{0, 5, 5, 70, 135}, 4, 2, 256},  // an empty sequence, tiles cut by boundaries
+           {{0, 33, 100}, 3, 1, 100},        // odd head dim, padded to 112
+           {{0, 64, 65}, 2, 2, 64},
+           {{0, 300, 301, 1000, 2048}, 8, 2, 256},  // the 0.8B model's heads, packed
+           {{0, 2048}, 16, 4, 256}})                // the 4B model's heads, one sequence
+    check_attention<T>(mem, c, seed++, tolerance<T>(), worst);
+}
+TEST(OpsCuda, AttentionFloat) {
+  DT_REQUIRE_GPU();
+  attention_on_gpu<float>();
+}
+TEST(OpsCuda, AttentionBf16) {
+  DT_REQUIRE_GPU();
+  attention_on_gpu<bf16>();
 }
 
 }  // namespace

@@ -69,8 +69,8 @@ void check_rope(Memory& mem, const RopeShape& s, uint64_t seed, double tolerance
   const size_t size = size_t((s.tokens - 1) * s.ld_token + (s.heads - 1) * s.ld_head + s.head_dim);
   const auto x = rounded<T>(random_normal(size, rng));
   const auto dx = rounded<T>(random_normal(size, rng));
-  const RopeTable<double> table = make_rope_table<double>(positions.data(), s.tokens,
-                                                          s.rotary_dim, theta);
+  const RopeTable<double> table =
+      make_rope_table<double>(positions.data(), s.tokens, s.rotary_dim, theta);
   std::vector<double> y = x, dy = dx;  // in place, as the kernels
   rope_forward<double>(y.data(), s.tokens, s.heads, s.ld_token, s.ld_head, table);
   rope_backward<double>(dy.data(), s.tokens, s.heads, s.ld_token, s.ld_head, table);
@@ -124,8 +124,9 @@ void check_adamw(Memory& mem, int64_t n, const AdamWConfig& config, uint64_t see
         ++count;
       }
     EXPECT_EQ(count, 0) << names[k] << ": " << count << " elements differ from the CPU's bits; "
-                        << "first at " << first << ": got " << (first >= 0 ? got[k][size_t(first)] : 0.0f)
-                        << ", want " << (first >= 0 ? want[k][first] : 0.0f);
+                        << "first at " << first << ": got "
+                        << (first >= 0 ? got[k][size_t(first)] : 0.0f) << ", want "
+                        << (first >= 0 ? want[k][first] : 0.0f);
   }
 }
 

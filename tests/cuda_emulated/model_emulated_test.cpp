@@ -1,13 +1,12 @@
 // The GPU model path with every kernel emulated on the host and the cuBLAS products as loops
 // (core/cuda/target.h): the loss and every LoRA gradient against the CPU float32 path on the
 // fixtures and on random tiny models of both value-head layouts, a pack against its sequences one
-// by one, and the attention kernels against their float64 reference. Runs in CI, which has no GPU:
+// by one, LoRA dropout, and training steps. Runs in CI, which has no GPU:
 // it checks the model path's wiring (layouts, strides, which buffer feeds which op); the GPU test
 // (tests/cuda/model_cuda_test.cpp) adds the real kernels, cuBLAS and bigger shapes.
-// Tolerances: tests/cuda/model_checks.h (2e-2, bf16) and ops_emulated_test.cpp (attention).
+// Tolerances: tests/cuda/model_checks.h.
 #include <gtest/gtest.h>
 
-#include "cuda/attention_checks.h"
 #include "cuda/model_checks.h"
 #include "train/cuda/step_cuda.h"
 #include "train/schedule.h"
@@ -19,22 +18,6 @@ using namespace testing_util;
 using bf16 = __nv_bfloat16;
 
 const cuda::Target kHost = cuda::Target::host_emulation();
-
-TEST(ModelCudaEmulated, AttentionKernels) {
-  HostMemory mem;
-  uint64_t seed = 700;
-  {
-    WorstErrors worst("float emulated attention vs float64 reference");
-    for (const AttentionCase& c : std::vector<AttentionCase>{
-             {{37}, 2, 1, 32}, {{1, 20, 45, 1, 9}, 4, 2, 24}, {{70, 3}, 2, 2, 256}})
-      check_attention<float>(mem, c, seed++, 1e-5, worst);
-  }
-  {
-    WorstErrors worst("bf16 emulated attention vs float64 reference");
-    for (const AttentionCase& c : std::vector<AttentionCase>{{{100, 1, 29}, 4, 2, 32}, {{70, 3}, 2, 1, 256}})
-      check_attention<bf16>(mem, c, seed++, 1e-2, worst);
-  }
-}
 
 TEST(ModelCudaEmulated, FixturesMatchCpu) {
   WorstErrors worst("emulated GPU model vs CPU float32");

@@ -8,6 +8,7 @@
 // GPU makes, the emulation makes too), AdamW exact.
 #include <gtest/gtest.h>
 
+#include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
 #include "cuda/loss_checks.h"
 #include "cuda/norm_checks.h"
@@ -38,7 +39,8 @@ void norms_emulated() {
     check_zero_centred_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
   for (const NormShape& s : std::vector<NormShape>{{1, 128, 128}, {77, 100, 100}, {600, 128, 128}})
     check_gated_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
-  for (const NormShape& s : std::vector<NormShape>{{1, 1000, 1000}, {33, 128, 384}, {20, 100, 100, 1e-4}})
+  for (const NormShape& s :
+       std::vector<NormShape>{{1, 1000, 1000}, {33, 128, 384}, {20, 100, 100, 1e-4}})
     check_l2norm<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCudaEmulated, NormsFloat) { norms_emulated<float>(); }
@@ -83,7 +85,8 @@ TEST(OpsCudaEmulated, AdamWBitIdenticalToCpu) {
 template <class T>
 void cross_entropy_emulated() {
   HostMemory mem;
-  WorstErrors worst(str_cat(type_name<T>(), " emulated chunked cross-entropy vs float64 reference"));
+  WorstErrors worst(
+      str_cat(type_name<T>(), " emulated chunked cross-entropy vs float64 reference"));
   uint64_t seed = 60;
   for (const LossShape& s : std::vector<LossShape>{
            {1, 1000, 1000, 4096}, {37, 264, 700, 256}, {20, 100, 151, 64}, {130, 72, 1001, 300}})
@@ -91,6 +94,22 @@ void cross_entropy_emulated() {
 }
 TEST(OpsCudaEmulated, CrossEntropyFloat) { cross_entropy_emulated<float>(); }
 TEST(OpsCudaEmulated, CrossEntropyBf16) { cross_entropy_emulated<bf16>(); }
+
+template <class T>
+void attention_emulated() {
+  HostMemory mem;
+  WorstErrors worst(str_cat(type_name<T>(), " emulated causal attention vs float64 reference"));
+  uint64_t seed = 70;
+  // A one-token sequence (its dq, dk are zero), a pack with an empty sequence and tiles cut by
+  // boundaries, an odd head dim (padded to 112), a small one.
+  for (const AttentionCase& c : std::vector<AttentionCase>{{{0, 1, 40}, 2, 1, 256},
+                                                           {{0, 5, 5, 70, 135}, 4, 2, 256},
+                                                           {{0, 33, 100}, 3, 1, 100},
+                                                           {{0, 64, 65}, 2, 2, 64}})
+    check_attention<T>(mem, c, seed++, tolerance<T>(), worst);
+}
+TEST(OpsCudaEmulated, AttentionFloat) { attention_emulated<float>(); }
+TEST(OpsCudaEmulated, AttentionBf16) { attention_emulated<bf16>(); }
 
 TEST(OpsCudaEmulated, RejectsBadArguments) {
   const auto host = cuda::Target::host_emulation();
@@ -101,9 +120,9 @@ TEST(OpsCudaEmulated, RejectsBadArguments) {
                Error);  // kernel > 8
   EXPECT_THROW(rope_cuda_forward<float>(x.data(), 1, 1, 8, 8, 3, w.data(), w.data(), host),
                Error);  // odd rotary_dim
-  EXPECT_THROW(adamw_cuda_step(x.data(), x.data(), x.data(), x.data(), 1, 1e-3, AdamWConfig{}, 0,
-                               host),
-               Error);  // steps count from 1
+  EXPECT_THROW(
+      adamw_cuda_step(x.data(), x.data(), x.data(), x.data(), 1, 1e-3, AdamWConfig{}, 0, host),
+      Error);  // steps count from 1
 }
 
 }  // namespace

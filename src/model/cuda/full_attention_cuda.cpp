@@ -53,7 +53,8 @@ void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFull
   rope_cuda_forward(act.k, tokens, Hkv, kv_width, hd, rotary, ctx.batch.rope_cos(),
                     ctx.batch.rope_sin(), target);
   attention_cuda_forward(attention_shape(ctx), ctx.batch.cu_seqlens(), ctx.batch.num_sequences(),
-                         act.q, q_width, act.k, act.v, kv_width, act.o, act.lse, target);
+                         ctx.batch.max_seqlen(), act.q, q_width, act.k, act.v, kv_width, act.o, act.lse,
+                         target);
   attention_gate_cuda_forward(act.o, act.qg, tokens, H, hd, act.gated, target);
   project(act.gated, w.o_proj, LinearKind::OProj, out);
 }
@@ -84,10 +85,10 @@ void full_attention_cuda_backward(const DeviceLayerContext& ctx, const DeviceFul
   bf16* d_v = ctx.alloc<bf16>(tokens * kv_width);
   {
     const cuda::DeviceArena::Mark scratch = ctx.arena.mark();
-    void* workspace = ctx.arena.alloc_bytes(attention_cuda_backward_workspace_bytes(tokens, H));
+    void* workspace = ctx.arena.alloc_bytes(attention_cuda_backward_workspace_bytes(attention_shape(ctx)));
     attention_cuda_backward(attention_shape(ctx), ctx.batch.cu_seqlens(), ctx.batch.num_sequences(),
-                            act.q, q_width, act.k, act.v, kv_width, act.o, act.lse, d_o, d_q, d_k,
-                            d_v, workspace, target);
+                            ctx.batch.max_seqlen(), act.q, q_width, act.k, act.v, kv_width, act.o,
+                            act.lse, d_o, d_q, d_k, d_v, workspace, target);
     ctx.arena.reset(scratch);
   }
   const int rotary = c.rotary_dim();

@@ -25,6 +25,7 @@ class DeviceBatch {
 
   int64_t tokens() const { return tokens_; }
   int64_t num_sequences() const { return int64_t(host_cu_seqlens_.size()) - 1; }
+  int64_t max_seqlen() const { return max_seqlen_; }  // the longest sequence
   const int64_t* input_ids() const { return input_ids_; }
   const int64_t* cu_seqlens() const { return cu_seqlens_; }         // device
   std::span<const int64_t> host_cu_seqlens() const { return host_cu_seqlens_; }
@@ -37,7 +38,7 @@ class DeviceBatch {
   const DeltaRuleCudaPlan* delta_rule_plan() const { return delta_rule_plan_.get(); }
 
  private:
-  int64_t tokens_ = 0, num_targets_ = 0;
+  int64_t tokens_ = 0, num_targets_ = 0, max_seqlen_ = 0;
   std::vector<int64_t> host_cu_seqlens_;
   int64_t *input_ids_ = nullptr, *cu_seqlens_ = nullptr, *targets_ = nullptr;
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;

@@ -1,5 +1,7 @@
 #include "model/cuda/qwen35_cuda.h"
 
+#include <algorithm>
+
 #include "model/cuda/full_attention_cuda.h"
 #include "model/cuda/gated_deltanet_cuda.h"
 #include "model/cuda/mlp_cuda.h"
@@ -80,6 +82,8 @@ double download_loss(const double* loss_sum, const cuda::Target& target) {
 DeviceBatch::DeviceBatch(const Batch& batch, const ModelConfig& config, cuda::DeviceArena& arena)
     : tokens_(batch.tokens()), host_cu_seqlens_(batch.cu_seqlens) {
   const cuda::Target target = arena.target();
+  for (size_t s = 0; s + 1 < host_cu_seqlens_.size(); ++s)
+    max_seqlen_ = std::max(max_seqlen_, host_cu_seqlens_[s + 1] - host_cu_seqlens_[s]);
   for (int64_t id : batch.input_ids)
     DT_CHECK(id >= 0 && id < config.vocab_size, "token id ", id, " is outside the vocabulary (",
              config.vocab_size, ")");

@@ -60,9 +60,9 @@ void swiglu_cuda_backward(const T* gate, const T* up, const T* dh, int64_t n, T*
                          cuda::blocks_for(n, kPerBlock));
 }
 
-#define DT_INSTANTIATE(T)                                                                   \
-  template void swiglu_cuda_forward<T>(const T*, const T*, int64_t, T*, cuda::Target);      \
-  template void swiglu_cuda_backward<T>(const T*, const T*, const T*, int64_t, T*, T*,      \
+#define DT_INSTANTIATE(T)                                                              \
+  template void swiglu_cuda_forward<T>(const T*, const T*, int64_t, T*, cuda::Target); \
+  template void swiglu_cuda_backward<T>(const T*, const T*, const T*, int64_t, T*, T*, \
                                         cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)

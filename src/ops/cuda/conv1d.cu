@@ -148,8 +148,7 @@ struct ConvWeightGradBody {
 };
 
 int64_t dw_slices(int64_t tokens) {
-  return std::clamp<int64_t>((tokens + kDwTokensPerSlice - 1) / kDwTokensPerSlice, 1,
-                             kDwMaxSlices);
+  return std::clamp<int64_t>((tokens + kDwTokensPerSlice - 1) / kDwTokensPerSlice, 1, kDwMaxSlices);
 }
 
 template <class T>
@@ -173,9 +172,8 @@ size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, i
 
 template <class T>
 void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channels, const T* w,
-                                     int kernel, const int64_t* cu_seqlens,
-                                     int64_t num_sequences, T* y, int64_t ldx,
-                                     cuda::Target target) {
+                                     int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                     T* y, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
   cuda::launch<kThreads>(target, "causal conv1d forward", ConvForwardBody<T>{a, y},
                          cuda::blocks_for(tokens * channels, kPerBlock));
@@ -183,9 +181,9 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
 
 template <class T>
 void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channels, const T* w,
-                                      int kernel, const int64_t* cu_seqlens,
-                                      int64_t num_sequences, const T* dy, T* dx, float* dw,
-                                      void* workspace, int64_t ldx, cuda::Target target) {
+                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                      const T* dy, T* dx, float* dw, void* workspace, int64_t ldx,
+                                      cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
   cuda::launch<kThreads>(target, "causal conv1d backward: dx", ConvInputGradBody<T>{a, dy, dx},
                          cuda::blocks_for(tokens * channels, kPerBlock));
@@ -195,21 +193,21 @@ void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channe
   const int64_t slice_tokens = (tokens + slices - 1) / slices;
   float* partials = static_cast<float*>(workspace);
   using Body = ConvWeightGradBody<T>;
-  cuda::launch<kThreads>(target, "causal conv1d backward: dw", Body{a, dy, slice_tokens, partials},
-                         dim3(unsigned((channels + kDwChannels - 1) / kDwChannels),
-                              unsigned(slices)),
-                         Body::shared_bytes(kernel));
+  cuda::launch<kThreads>(
+      target, "causal conv1d backward: dw", Body{a, dy, slice_tokens, partials},
+      dim3(unsigned((channels + kDwChannels - 1) / kDwChannels), unsigned(slices)),
+      Body::shared_bytes(kernel));
   cuda::sum_partials(target, "causal conv1d backward: dw over slices", partials, slices,
                      channels * kernel, dw);
 }
 
-#define DT_INSTANTIATE(T)                                                                      \
-  template void causal_conv1d_silu_cuda_forward<T>(const T*, int64_t, int64_t, const T*, int, \
-                                                   const int64_t*, int64_t, T*, int64_t,       \
-                                                   cuda::Target);                              \
-  template void causal_conv1d_silu_cuda_backward<T>(const T*, int64_t, int64_t, const T*, int, \
-                                                    const int64_t*, int64_t, const T*, T*,      \
-                                                    float*, void*, int64_t, cuda::Target);
+#define DT_INSTANTIATE(T)                                                                          \
+  template void causal_conv1d_silu_cuda_forward<T>(const T*, int64_t, int64_t, const T*, int,      \
+                                                   const int64_t*, int64_t, T*, int64_t,           \
+                                                   cuda::Target);                                  \
+  template void causal_conv1d_silu_cuda_backward<T>(const T*, int64_t, int64_t, const T*, int,     \
+                                                    const int64_t*, int64_t, const T*, T*, float*, \
+                                                    void*, int64_t, cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE

@@ -36,8 +36,7 @@ void launch(const Target& target, const char* name, const Body& body, dim3 grid,
 #pragma omp parallel
     {
       std::vector<char> shared(shared_bytes + 128);
-      char* base =
-          shared.data() + (128 - reinterpret_cast<uintptr_t>(shared.data()) % 128) % 128;
+      char* base = shared.data() + (128 - reinterpret_cast<uintptr_t>(shared.data()) % 128) % 128;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < blocks; ++b)
         body(Block{0, 1}, int(b % grid.x), int(b / grid.x % grid.y), int(b / grid.x / grid.y),
@@ -115,8 +114,8 @@ DT_HD Warp warp_of(const Block& b) {
   return {b.thread % lanes, lanes, b.thread / lanes, b.threads / lanes};
 }
 
-// The sum of `x` over the lanes of a warp, in every lane (a butterfly: the same order in every lane,
-// so every lane gets the same bits).
+// The sum of `x` over the lanes of a warp, in every lane (a butterfly: the same order in every
+// lane, so every lane gets the same bits).
 DT_HD float warp_sum(float x) {
 #if defined(__CUDA_ARCH__)
   for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);

@@ -137,8 +137,9 @@ struct FinishBody {
       const bool valid = target >= 0 && target < vocab;
       if (warp.lane == 0)
         ws.token_loss[t] = target == kIgnored ? 0.0f
-                           : valid ? ws.running_max[t] + logf(ws.running_sum[t]) - ws.target_logit[t]
-                                   : NAN;
+                           : valid
+                               ? ws.running_max[t] + logf(ws.running_sum[t]) - ws.target_logit[t]
+                               : NAN;
       if (!d_hidden) continue;
       T* dh = d_hidden + t * dim;
       if (!valid) {
@@ -196,8 +197,7 @@ template <class T>
 void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const T* lm_head,
                                          int64_t vocab, int64_t dim, const int64_t* targets,
                                          double grad_scale, double* loss_sum, T* d_hidden,
-                                         void* workspace, int64_t panel_rows,
-                                         cuda::Target target) {
+                                         void* workspace, int64_t panel_rows, cuda::Target target) {
   DT_CHECK(tokens >= 0 && vocab > 0 && dim > 0 && panel_rows > 0,
            "cross-entropy (CUDA): bad sizes: tokens=", tokens, " vocab=", vocab, " dim=", dim,
            " panel_rows=", panel_rows);
@@ -219,21 +219,20 @@ void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const 
                           w_panel, dim, tokens, dim, n,
                           AccumulateWeightedRows{ws.acc, dim, ws.rescale, v0 == 0});
     }
-  cuda::launch<kThreads>(target, "cross-entropy: loss and d_hidden",
-                         FinishBody<T>{ws, targets, lm_head, tokens, vocab, dim,
-                                       float(grad_scale), d_hidden},
-                         row_blocks);
+  cuda::launch<kThreads>(
+      target, "cross-entropy: loss and d_hidden",
+      FinishBody<T>{ws, targets, lm_head, tokens, vocab, dim, float(grad_scale), d_hidden},
+      row_blocks);
   cuda::launch<kThreads>(target, "cross-entropy: sum of losses",
                          SumLossesBody{ws.token_loss, tokens, loss_sum}, dim3(1),
                          kThreads * sizeof(double));
 }
 
-#define DT_INSTANTIATE(T)                                                                      \
-  template size_t cross_entropy_cuda_workspace_bytes<T>(int64_t, int64_t, int64_t, bool);      \
-  template void cross_entropy_cuda_forward_backward<T>(const T*, int64_t, const T*, int64_t,   \
-                                                       int64_t, const int64_t*, double,        \
-                                                       double*, T*, void*, int64_t,            \
-                                                       cuda::Target);
+#define DT_INSTANTIATE(T)                                                                        \
+  template size_t cross_entropy_cuda_workspace_bytes<T>(int64_t, int64_t, int64_t, bool);        \
+  template void cross_entropy_cuda_forward_backward<T>(const T*, int64_t, const T*, int64_t,     \
+                                                       int64_t, const int64_t*, double, double*, \
+                                                       T*, void*, int64_t, cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE

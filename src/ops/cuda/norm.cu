@@ -23,7 +23,7 @@ using cuda::Warp;
 enum class NormKind { ZeroCentred, Gated, L2 };
 
 constexpr int kForwardThreads = 256;
-constexpr int kBackwardThreads = 128;  // 4 warps: 4 rows of dw partials in shared memory
+constexpr int kBackwardThreads = 128;   // 4 warps: 4 rows of dw partials in shared memory
 constexpr int kMaxPartialBlocks = 512;  // bounds the workspace and the final sum over blocks
 
 // Pointers and row strides of one call; z and dz are used by the gated norm only, w not by L2.
@@ -33,15 +33,15 @@ struct NormArgs {
   int64_t rows;
   int dim;
   float eps;
-  const T *x, *z, *w;
-  int64_t ldx, ldz;
-  T* y;  // forward
-  int64_t ldy;
-  const T* dy;  // backward
-  int64_t lddy;
-  T *dx, *dz;
-  int64_t lddx, lddz;
-  float* dw_partials;  // [blocks][dim], null = no dw
+  const T *x = nullptr, *z = nullptr, *w = nullptr;
+  int64_t ldx = 0, ldz = 0;
+  T* y = nullptr;  // forward
+  int64_t ldy = 0;
+  const T* dy = nullptr;  // backward
+  int64_t lddy = 0;
+  T *dx = nullptr, *dz = nullptr;
+  int64_t lddx = 0, lddz = 0;
+  float* dw_partials = nullptr;  // [blocks][dim], null = no dw
 };
 
 template <class T>
@@ -111,8 +111,7 @@ struct NormBackwardBody {
           gx += to_float(dy[i]) * scale_of(a, row, i) * xi;
         }
         const float r = inverse_norm(a, cuda::warp_sum(ss));
-        const float c =
-            r * cuda::warp_sum(gx) / (a.kind == NormKind::L2 ? 1.0f : float(a.dim));
+        const float c = r * cuda::warp_sum(gx) / (a.kind == NormKind::L2 ? 1.0f : float(a.dim));
         T* dx = a.dx + row * a.lddx;
         for (int i = warp.lane; i < a.dim; i += warp.lanes) {
           const float xhat = to_float(x[i]) * r, dyi = to_float(dy[i]);
@@ -171,8 +170,7 @@ void run_backward(NormArgs<T> a, float* dw, void* workspace, const char* name,
   using Body = NormBackwardBody<T, kBackwardWarps>;
   cuda::launch<kBackwardThreads>(target, name, Body{a, blocks * kBackwardWarps},
                                  dim3(unsigned(blocks)), Body::shared_bytes(a));
-  if (dw)
-    cuda::sum_partials(target, "norm: dw over blocks", a.dw_partials, blocks, a.dim, dw);
+  if (dw) cuda::sum_partials(target, "norm: dw over blocks", a.dw_partials, blocks, a.dim, dw);
 }
 
 int64_t stride_or(int64_t ld, int64_t dim) { return ld < 0 ? dim : ld; }
@@ -187,72 +185,77 @@ template <class T>
 void rmsnorm_zero_centred_cuda_forward(const T* x, int64_t rows, int64_t dim, const T* w,
                                        double eps, T* y, int64_t ldx, int64_t ldy,
                                        cuda::Target target) {
-  NormArgs<T> a{NormKind::ZeroCentred, rows, int(dim), float(eps), x, nullptr, w,
-                stride_or(ldx, dim), 0, y, stride_or(ldy, dim)};
+  const NormArgs<T> a{.kind = NormKind::ZeroCentred, .rows = rows, .dim = int(dim),
+                      .eps = float(eps), .x = x, .w = w, .ldx = stride_or(ldx, dim),
+                      .y = y, .ldy = stride_or(ldy, dim)};
   run_forward(a, "zero-centred RMSNorm forward", target);
 }
 
 template <class T>
 void rmsnorm_zero_centred_cuda_backward(const T* x, int64_t rows, int64_t dim, const T* w,
-                                        double eps, const T* dy, T* dx, float* dw,
-                                        void* workspace, int64_t ldx, int64_t ldy,
-                                        cuda::Target target) {
-  NormArgs<T> a{NormKind::ZeroCentred, rows, int(dim), float(eps), x, nullptr, w,
-                stride_or(ldx, dim), 0, nullptr, 0, dy, stride_or(ldy, dim), dx, nullptr,
-                stride_or(ldx, dim), 0, nullptr};
+                                        double eps, const T* dy, T* dx, float* dw, void* workspace,
+                                        int64_t ldx, int64_t ldy, cuda::Target target) {
+  const NormArgs<T> a{.kind = NormKind::ZeroCentred, .rows = rows, .dim = int(dim),
+                      .eps = float(eps), .x = x, .w = w, .ldx = stride_or(ldx, dim),
+                      .dy = dy, .lddy = stride_or(ldy, dim), .dx = dx,
+                      .lddx = stride_or(ldx, dim)};
   run_backward(a, dw, workspace, "zero-centred RMSNorm backward", target);
 }
 
 template <class T>
 void gated_rmsnorm_cuda_forward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
                                 double eps, T* y, cuda::Target target) {
-  NormArgs<T> a{NormKind::Gated, rows, int(dim), float(eps), x, z, w, dim, dim, y, dim};
+  const NormArgs<T> a{.kind = NormKind::Gated, .rows = rows, .dim = int(dim), .eps = float(eps),
+                      .x = x, .z = z, .w = w, .ldx = dim, .ldz = dim, .y = y, .ldy = dim};
   run_forward(a, "gated RMSNorm forward", target);
 }
 
 template <class T>
 void gated_rmsnorm_cuda_backward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
-                                 double eps, const T* dy, T* dx, T* dz, float* dw,
-                                 void* workspace, cuda::Target target) {
-  NormArgs<T> a{NormKind::Gated, rows, int(dim), float(eps), x, z, w, dim, dim, nullptr, 0,
-                dy, dim, dx, dz, dim, dim, nullptr};
+                                 double eps, const T* dy, T* dx, T* dz, float* dw, void* workspace,
+                                 cuda::Target target) {
+  const NormArgs<T> a{.kind = NormKind::Gated, .rows = rows, .dim = int(dim), .eps = float(eps),
+                      .x = x, .z = z, .w = w, .ldx = dim, .ldz = dim, .dy = dy, .lddy = dim,
+                      .dx = dx, .dz = dz, .lddx = dim, .lddz = dim};
   run_backward(a, dw, workspace, "gated RMSNorm backward", target);
 }
 
 template <class T>
 void l2norm_cuda_forward(const T* x, int64_t rows, int64_t dim, double eps, T* y, int64_t ldx,
                          int64_t ldy, cuda::Target target) {
-  NormArgs<T> a{NormKind::L2, rows, int(dim), float(eps), x, nullptr, nullptr,
-                stride_or(ldx, dim), 0, y, stride_or(ldy, dim)};
+  const NormArgs<T> a{.kind = NormKind::L2, .rows = rows, .dim = int(dim), .eps = float(eps),
+                      .x = x, .ldx = stride_or(ldx, dim), .y = y, .ldy = stride_or(ldy, dim)};
   run_forward(a, "L2 norm forward", target);
 }
 
 template <class T>
 void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, const T* dy, T* dx,
                           int64_t ldx, int64_t lddx, cuda::Target target) {
-  NormArgs<T> a{NormKind::L2, rows, int(dim), float(eps), x, nullptr, nullptr,
-                stride_or(ldx, dim), 0, nullptr, 0, dy, dim, dx, nullptr,
-                stride_or(lddx, dim), 0, nullptr};
+  const NormArgs<T> a{.kind = NormKind::L2, .rows = rows, .dim = int(dim), .eps = float(eps),
+                      .x = x, .ldx = stride_or(ldx, dim), .dy = dy, .lddy = dim, .dx = dx,
+                      .lddx = stride_or(lddx, dim)};
   run_backward(a, nullptr, nullptr, "L2 norm backward", target);
 }
 
-#define DT_INSTANTIATE(T)                                                                        \
-  template void rmsnorm_zero_centred_cuda_forward<T>(const T*, int64_t, int64_t, const T*,       \
-                                                     double, T*, int64_t, int64_t, cuda::Target); \
-  template void rmsnorm_zero_centred_cuda_backward<T>(const T*, int64_t, int64_t, const T*,      \
-                                                      double, const T*, T*, float*, void*,       \
-                                                      int64_t, int64_t, cuda::Target);           \
-  template void gated_rmsnorm_cuda_forward<T>(const T*, const T*, int64_t, int64_t, const T*,    \
-                                              double, T*, cuda::Target);                         \
-  template void gated_rmsnorm_cuda_backward<T>(const T*, const T*, int64_t, int64_t, const T*,   \
-                                               double, const T*, T*, T*, float*, void*,          \
-                                               cuda::Target);                                    \
-  template void l2norm_cuda_forward<T>(const T*, int64_t, int64_t, double, T*, int64_t, int64_t, \
-                                       cuda::Target);                                            \
-  template void l2norm_cuda_backward<T>(const T*, int64_t, int64_t, double, const T*, T*,        \
-                                        int64_t, int64_t, cuda::Target);
+// clang-format off
+#define DT_INSTANTIATE(T)                                                                          \
+  template void rmsnorm_zero_centred_cuda_forward<T>(const T*, int64_t, int64_t, const T*, double, \
+                                                     T*, int64_t, int64_t, cuda::Target);          \
+  template void rmsnorm_zero_centred_cuda_backward<T>(const T*, int64_t, int64_t, const T*,        \
+                                                      double, const T*, T*, float*, void*,         \
+                                                      int64_t, int64_t, cuda::Target);             \
+  template void gated_rmsnorm_cuda_forward<T>(const T*, const T*, int64_t, int64_t, const T*,      \
+                                              double, T*, cuda::Target);                           \
+  template void gated_rmsnorm_cuda_backward<T>(const T*, const T*, int64_t, int64_t, const T*,     \
+                                               double, const T*, T*, T*, float*, void*,            \
+                                               cuda::Target);                                      \
+  template void l2norm_cuda_forward<T>(const T*, int64_t, int64_t, double, T*, int64_t, int64_t,   \
+                                       cuda::Target);                                              \
+  template void l2norm_cuda_backward<T>(const T*, int64_t, int64_t, double, const T*, T*, int64_t, \
+                                        int64_t, cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE
+// clang-format on
 
 }  // namespace deltatune

@@ -62,14 +62,13 @@ struct RopeBody {
 };
 
 void check_rotary_dim(int rotary_dim) {
-  DT_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0, "RoPE (CUDA): rotary_dim must be even and > 0, got ",
-           rotary_dim);
+  DT_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0,
+           "RoPE (CUDA): rotary_dim must be even and > 0, got ", rotary_dim);
 }
 
 template <class T>
 void rotate(T* x, int64_t tokens, int heads, int64_t ld_token, int64_t ld_head, int rotary_dim,
-            const float* cos, const float* sin, float sign, const char* name,
-            cuda::Target target) {
+            const float* cos, const float* sin, float sign, const char* name, cuda::Target target) {
   check_rotary_dim(rotary_dim);
   const int half = rotary_dim / 2;
   cuda::launch<kThreads>(target, name,
@@ -83,7 +82,8 @@ void rope_cuda_table(const int64_t* positions, int64_t tokens, int rotary_dim, d
                      float* cos, float* sin, cuda::Target target) {
   check_rotary_dim(rotary_dim);
   const int half = rotary_dim / 2;
-  cuda::launch<kThreads>(target, "RoPE table", RopeTableBody{positions, tokens, half, theta, cos, sin},
+  cuda::launch<kThreads>(target, "RoPE table",
+                         RopeTableBody{positions, tokens, half, theta, cos, sin},
                          cuda::blocks_for(tokens * half, kPerBlock));
 }
 

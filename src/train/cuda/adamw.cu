@@ -81,8 +81,9 @@ void adamw_cuda_step(float* params, const float* grads, float* m, float* v, int6
   DT_CHECK(step >= 1, "AdamW (CUDA): step counts from 1, got ", step);
   const double bias1 = 1.0 - std::pow(c.beta1, double(step));
   const double bias2 = 1.0 - std::pow(c.beta2, double(step));
-  const AdamWScalars s{float(1.0 - lr * c.weight_decay), float(c.beta1), float(c.beta2),
-                       float(lr / bias1), std::sqrt(bias2), c.eps};
+  const AdamWScalars s{.decay = float(1.0 - lr * c.weight_decay), .b1 = float(c.beta1),
+                       .b2 = float(c.beta2), .step_size = float(lr / bias1),
+                       .bias2_sqrt = std::sqrt(bias2), .eps = c.eps};
   cuda::launch<kThreads>(target, "AdamW step", AdamWBody{params, grads, m, v, n, s},
                          cuda::blocks_for(n, kPerBlock));
 }
