@@ -126,7 +126,7 @@ const std::map<std::string, Setter>& supported_keys() {
 // Keys that change nothing here, with why (printed once, so nothing is silently ignored).
 const std::map<std::string, std::string>& noop_keys() {
   static const std::map<std::string, std::string> keys = {
-      {"bf16", "the CPU path computes in float32 (bf16 weights stay bf16 in memory)"},
+      {"bf16", "the CPU path computes in float32 (bf16 weights stay bf16 in memory), the GPU path always in bf16"},
       {"fp16", "the CPU path computes in float32"},
       {"tf32", "the CPU path computes in float32"},
       {"flash_attention", "attention is always tiled (no [T x T] scores)"},
