@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -23,7 +24,12 @@
 
 namespace deltatune::testing_util {
 
-inline std::string fixture_path(const std::string& rel) { return std::string(DELTATUNE_FIXTURES) + "/" + rel; }
+// DELTATUNE_FIXTURES_DIR overrides the folder compiled in: test binaries built on one machine and
+// run on another (the GPU machine) find their fixtures there.
+inline std::string fixture_path(const std::string& rel) {
+  const char* dir = std::getenv("DELTATUNE_FIXTURES_DIR");
+  return std::string(dir && *dir ? dir : DELTATUNE_FIXTURES) + "/" + rel;
+}
 
 // Prints a measured error so test logs carry the numbers the notes quote.
 inline void report(const std::string& what, double value) {

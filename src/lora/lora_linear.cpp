@@ -2,17 +2,12 @@
 
 #include <cstring>
 
+#include "lora/dropout_mask.h"
 #include "ops/matmul.h"
 
 namespace deltatune {
 
 namespace {
-
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 bool dropout_active(const LoraModule* m, const LoraRun& run) {
   return m && run.training && run.adapter->config().dropout > 0;
@@ -23,13 +18,12 @@ template <class T>
 const T* dropped_input(const T* x, int64_t rows, const LoraModule* m, const LoraRun& run, Arena& arena) {
   if (!dropout_active(m, run)) return x;
   const double p = run.adapter->config().dropout;
-  const uint64_t threshold = uint64_t((1.0 - p) * 18446744073709551616.0);
+  const DropoutMask mask = DropoutMask::make(run.dropout_seed, uint64_t(m->layer) * 64 + uint64_t(m->kind) + 1, p);
   const T keep_scale = T(1.0 / (1.0 - p));
-  const uint64_t salt = mix64(run.dropout_seed ^ mix64(uint64_t(m->layer) * 64 + uint64_t(m->kind) + 1));
   const int64_t n = rows * m->in;
   T* xd = arena.alloc<T>(size_t(n));
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) xd[i] = mix64(salt + uint64_t(i)) < threshold ? x[i] * keep_scale : T(0);
+  for (int64_t i = 0; i < n; ++i) xd[i] = mask.keeps(i) ? x[i] * keep_scale : T(0);
   return xd;
 }
 

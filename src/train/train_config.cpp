@@ -126,7 +126,7 @@ const std::map<std::string, Setter>& supported_keys() {
 // Keys that change nothing here, with why (printed once, so nothing is silently ignored).
 const std::map<std::string, std::string>& noop_keys() {
   static const std::map<std::string, std::string> keys = {
-      {"bf16", "the CPU path computes in float32 (bf16 weights stay bf16 in memory)"},
+      {"bf16", "the CPU path computes in float32 (bf16 weights stay bf16 in memory), the GPU path always in bf16"},
       {"fp16", "the CPU path computes in float32"},
       {"tf32", "the CPU path computes in float32"},
       {"flash_attention", "attention is always tiled (no [T x T] scores)"},
@@ -278,8 +278,12 @@ void validate(const TrainConfig& t) {
            ": save_steps, eval_steps, save_total_limit and logging_steps must not be negative");
   DT_CHECK(t.excess_length_strategy == "drop" || t.excess_length_strategy == "truncate", s,
            ": excess_length_strategy must be drop or truncate");
-  DT_CHECK(t.device == "cpu" || t.device == "cuda", s, ": device must be cpu or cuda");
-  DT_CHECK(t.device == "cpu", s, ": device 'cuda' is not built yet (the CUDA backend comes later)");
+  DT_CHECK(t.device == "auto" || t.device == "cpu" || t.device == "cuda", s,
+           ": device must be auto, cpu or cuda");
+#if !DELTATUNE_CUDA
+  DT_CHECK(t.device != "cuda", s, ": device 'cuda': this build of deltatune has no CUDA (build it where ",
+           "nvcc is found, or with -DDELTATUNE_CUDA=ON)");
+#endif
   DT_CHECK(t.max_bad_steps > 0, s, ": max_bad_steps must be positive");
 }
 

@@ -78,7 +78,7 @@ struct TrainConfig {
   int64_t max_bad_steps = 10;          // non-finite steps skipped before giving up
 
   // Runtime.
-  std::string device = "cpu";
+  std::string device = "auto";  // auto: cuda when built with CUDA and a GPU is present, else cpu
   int threads = 0;
 };
 

@@ -19,6 +19,10 @@
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/step.h"
+#if DELTATUNE_CUDA
+#include "core/cuda/cuda_check.h"
+#include "train/cuda/step_cuda.h"
+#endif
 
 namespace deltatune {
 
@@ -66,9 +70,32 @@ LoraConfig lora_config(const TrainConfig& t) {
   return c;
 }
 
+// Where the steps run: the CPU path, or a run resident on the GPU.
+struct StepBackend {
+#if DELTATUNE_CUDA
+  std::unique_ptr<CudaTrainingRun> gpu;
+#endif
+  bool on_gpu() const {
+#if DELTATUNE_CUDA
+    return gpu != nullptr;
+#else
+    return false;
+#endif
+  }
+};
+
+// "auto" becomes cuda when this build has CUDA and a GPU is present, else cpu.
+std::string resolve_device(const TrainConfig& t) {
+#if DELTATUNE_CUDA
+  if (t.device == "cuda") cuda::require_device();
+  if (t.device == "auto") return cuda::device_present() ? "cuda" : "cpu";
+#endif
+  return t.device == "auto" ? "cpu" : t.device;
+}
+
 // Mean loss of the validation samples (micro-batches of the training layout, no shuffling).
-double evaluate(const Model& model, LoraAdapter& adapter, const std::vector<Sample>& samples,
-                const BatchingOptions& batching, Arena& arena) {
+double evaluate(const Model& model, LoraAdapter& adapter, StepBackend& backend,
+                const std::vector<Sample>& samples, const BatchingOptions& batching, Arena& arena) {
   BatchingOptions o = batching;
   o.shuffle = false;
   LoraRun lora;
@@ -76,7 +103,12 @@ double evaluate(const Model& model, LoraAdapter& adapter, const std::vector<Samp
   double sum = 0;
   int64_t targets = 0;
   for (const auto& indices : plan_epoch(samples, o, 0)) {
-    const LossSum l = model_loss<float>(model, lora, make_sample_batch(samples, indices), arena);
+    const Batch batch = make_sample_batch(samples, indices);
+#if DELTATUNE_CUDA
+    const LossSum l = backend.on_gpu() ? backend.gpu->loss(batch) : model_loss<float>(model, lora, batch, arena);
+#else
+    const LossSum l = model_loss<float>(model, lora, batch, arena);
+#endif
     sum += l.sum;
     targets += l.targets;
   }
@@ -138,6 +170,15 @@ int run_training(const TrainConfig& config) {
     std::fprintf(stderr, "resuming from %s at step %lld\n", from.c_str(), (long long)state.global_step);
   }
 
+  const std::string device = resolve_device(config);
+  StepBackend backend;
+#if DELTATUNE_CUDA
+  if (device == "cuda") {
+    std::fprintf(stderr, "uploading the model to the GPU (bf16)\n");
+    backend.gpu = std::make_unique<CudaTrainingRun>(model, adapter, optimizer);
+  }
+#endif
+
   // Summary.
   double base_params = 0, weight_bytes = 0;
   for (const auto& [name, t] : model.named_tensors()) base_params += double(t.numel()), weight_bytes += double(t.nbytes());
@@ -151,7 +192,8 @@ int run_training(const TrainConfig& config) {
                "data         %lld training samples (%lld tokens, %lld trained targets), %lld validation\n"
                "             skipped: %lld malformed, %lld too long (dropped), %lld truncated, %lld with nothing to train\n"
                "batches      %lld micro-batches per epoch (%s%s), %lld per step, %lld steps per epoch, %lld steps\n"
-               "memory       about %s: weights %s + activations %s + adapter and AdamW %s\n",
+               "memory       about %s: weights %s + activations %s + adapter and AdamW %s\n"
+               "device       %s\n",
                config.base_model.c_str(), mc.model_type.c_str(), mc.num_layers, base_params / 1e6,
                human_bytes(weight_bytes).c_str(), config.lora_r, config.lora_alpha, adapter.modules().size(),
                lora_params / 1e6, 100 * lora_params / (base_params + lora_params),
@@ -163,7 +205,8 @@ int run_training(const TrainConfig& config) {
                config.sample_packing ? (", packing efficiency " + std::to_string(int(100 * packing.efficiency())) + "%").c_str() : "",
                (long long)ga, (long long)steps_per_epoch, (long long)total_steps,
                human_bytes(weight_bytes + activation_bytes + lora_params * 16).c_str(), human_bytes(weight_bytes).c_str(),
-               human_bytes(activation_bytes).c_str(), human_bytes(lora_params * 16).c_str());
+               human_bytes(activation_bytes).c_str(), human_bytes(lora_params * 16).c_str(),
+               device == "cuda" ? "cuda (bf16 base and activations, float32 LoRA factors and AdamW)" : "cpu (float32)");
 
   MetricsLog metrics(config.output_dir, state.global_step);
   const std::string plot_path = (fs::path(config.output_dir) / "loss.svg").string();
@@ -173,6 +216,9 @@ int run_training(const TrainConfig& config) {
   std::vector<std::vector<int64_t>> epoch_plan;
   int64_t planned_epoch = -1;
   auto save = [&](const char* why) {
+#if DELTATUNE_CUDA
+    if (backend.on_gpu()) backend.gpu->pull(adapter, optimizer);  // the host copies are what is saved
+#endif
     state.elapsed_seconds += progress.elapsed_seconds();
     const std::string dir = save_checkpoint(config.output_dir, adapter, optimizer, state, config.base_model);
     state.elapsed_seconds -= progress.elapsed_seconds();
@@ -198,7 +244,12 @@ int run_training(const TrainConfig& config) {
     options.dropout_seed = config.seed * 0x100000001b3ull + uint64_t(step);
     StepResult r;
     try {
-      r = train_step<float>(model, adapter, optimizer, schedule, step, micro, options, arena);
+#if DELTATUNE_CUDA
+      if (backend.on_gpu())
+        r = backend.gpu->step(schedule, step, micro, options);
+      else
+#endif
+        r = train_step<float>(model, adapter, optimizer, schedule, step, micro, options, arena);
     } catch (const std::bad_alloc&) {
       fail("out of memory in step ", step, ": the model needs ", human_bytes(weight_bytes), " of weights, and a ",
            "micro-batch of ", micro.empty() ? 0 : micro[0].tokens(), " tokens about ", human_bytes(activation_bytes),
@@ -227,7 +278,7 @@ int run_training(const TrainConfig& config) {
                     {"elapsed_s", state.elapsed_seconds + progress.elapsed_seconds()}});
     const bool last = state.global_step == total_steps;
     if (!data.validation.empty() && ((config.eval_steps > 0 && state.global_step % config.eval_steps == 0) || last)) {
-      const double eval_loss = evaluate(model, adapter, data.validation, batching, arena);
+      const double eval_loss = evaluate(model, adapter, backend, data.validation, batching, arena);
       metrics.append({{"step", state.global_step}, {"eval_loss", eval_loss}});
       char text[96];
       std::snprintf(text, sizeof text, "eval at step %lld: loss %.4f", (long long)state.global_step, eval_loss);
@@ -243,7 +294,7 @@ int run_training(const TrainConfig& config) {
     if (config.save_steps > 0 && state.global_step % config.save_steps == 0 && !last) save("save_steps");
   }
   progress.finish();
-  save("end of training");
+  save("end of training");  // pulls the GPU's factors into `adapter` first
   adapter.save_peft(config.output_dir, config.base_model, DType::F32);
   std::fprintf(stderr, "done: %lld steps, %lld tokens; adapter in %s (adapter_config.json, "
                "adapter_model.safetensors); loss curve %s\n",

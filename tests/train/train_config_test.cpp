@@ -115,7 +115,13 @@ TEST(TrainConfig, Errors) {
   EXPECT_NE(error_of("base_model: m\ndatasets:\n  - path: x\n").find("set lora_target_modules or lora_target_linear"),
             std::string::npos);
   EXPECT_NE(error_of("base_model: [unclosed\n").find("invalid YAML"), std::string::npos);
-  EXPECT_NE(error_of(std::string(kMinimal) + "device: cuda\n").find("not built yet"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "device: tpu\n").find("device must be auto, cpu or cuda"),
+            std::string::npos);
+#if DELTATUNE_CUDA
+  EXPECT_EQ(parse_train_config(std::string(kMinimal) + "device: cuda\n", "t.yaml").device, "cuda");
+#else
+  EXPECT_NE(error_of(std::string(kMinimal) + "device: cuda\n").find("has no CUDA"), std::string::npos);
+#endif
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ class TrainerTest : public ::testing::Test {
       << "lora_target_linear: true\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.1\n"
       << "sequence_len: 64\nsample_packing: true\nmicro_batch_size: 1\ngradient_accumulation_steps: 2\n"
       << "learning_rate: 0.01\nlr_scheduler: cosine\nwarmup_steps: 2\nval_set_size: 4\nseed: 7\n"
+      << "device: cpu\n"  // these tests pin the CPU path's outputs; tests/cuda trains on the GPU
       << extra;
     return path(name);
   }

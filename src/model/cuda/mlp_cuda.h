@@ -1,0 +1,24 @@
+// The SwiGLU MLP on the GPU (model/mlp.h): out = down(silu(gate(x)) * up(x)), bf16 activations.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include "model/cuda/device_model.h"
+#include "model/cuda/layer_context_cuda.h"
+
+namespace deltatune {
+
+struct DeviceMlpActivations {
+  __nv_bfloat16* gate;  // [T, I]
+  __nv_bfloat16* up;    // [T, I]
+  __nv_bfloat16* h;     // [T, I] silu(gate) * up, the down_proj input
+};
+
+void mlp_cuda_forward(const DeviceLayerContext& ctx, const DeviceMlp& w, const __nv_bfloat16* x,
+                      __nv_bfloat16* out, DeviceMlpActivations& act);
+
+void mlp_cuda_backward(const DeviceLayerContext& ctx, const DeviceMlp& w, const __nv_bfloat16* x,
+                       const DeviceMlpActivations& act, const __nv_bfloat16* d_out,
+                       __nv_bfloat16* dx);
+
+}  // namespace deltatune
