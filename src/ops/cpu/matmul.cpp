@@ -1,6 +1,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/threads.h"
@@ -36,11 +37,44 @@ int64_t panel_rows(int64_t in) { return std::max<int64_t>(64, (int64_t(1) << 20)
 template <class T>
 void convert_rows(const Tensor& w, int64_t row0, int64_t nrows, T* out) {
   const int64_t in = w.shape[1];
-  const auto* base = static_cast<const std::byte*>(w.data) + size_t(row0 * in) * dtype_size(w.dtype);
+  const auto* base = static_cast<const std::byte*>(w.data) + dtype_bytes(w.dtype, row0 * in);
+  const size_t row_bytes = dtype_bytes(w.dtype, in);
   // Split the conversion across threads; each converts whole rows.
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < nrows; ++r)
-    convert_to<T>(base + size_t(r * in) * dtype_size(w.dtype), w.dtype, out + r * in, size_t(in));
+    convert_to<T>(base + size_t(r) * row_bytes, w.dtype, out + r * in, size_t(in));
+}
+
+// Few rows (generating one token at a time): the product is bound by reading the weight, so each
+// weight row is read once, converted into a row buffer that stays in L1, and dotted with every x
+// row; no panel of converted weights is written to memory and read back.
+constexpr int64_t kRowsByDot = 4;
+
+template <class T>
+T dot(const T* a, const T* b, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <class T>
+void linear_forward_by_rows(const T* x, int64_t rows, const Tensor& w, T* y, bool accumulate, int64_t ldy) {
+  const int64_t out = w.shape[0], in = w.shape[1];
+  const size_t row_bytes = dtype_bytes(w.dtype, in);
+  const auto* base = static_cast<const std::byte*>(w.data);
+#pragma omp parallel
+  {
+    std::vector<T> row(static_cast<size_t>(in));
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      convert_to<T>(base + size_t(o) * row_bytes, w.dtype, row.data(), size_t(in));
+      for (int64_t r = 0; r < rows; ++r) {
+        const T v = dot(x + r * in, row.data(), in);
+        y[r * ldy + o] = accumulate ? y[r * ldy + o] + v : v;
+      }
+    }
+  }
 }
 
 void check_weight(const Tensor& w) {
@@ -59,6 +93,10 @@ void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumu
   const T beta = accumulate ? T(1) : T(0);
   if (w.dtype == dtype_of<T>()) {
     gemm<T>(false, true, rows, out, in, T(1), x, in, static_cast<const T*>(w.data), in, beta, y, ldy);
+    return;
+  }
+  if (std::is_same_v<T, float> && rows <= kRowsByDot) {  // float64 is the reference mode, not a fast path
+    linear_forward_by_rows(x, rows, w, y, accumulate, ldy);
     return;
   }
   const int64_t panel = std::min(out, panel_rows(in));
