@@ -57,6 +57,22 @@ TEST(Matmul, EveryWeightTypeFewAndManyRows) {
   }
 }
 
+TEST(Matmul, F16RowsDecodeEveryHalf) {
+  // The one-token path decodes f16 without the table-free converter: every finite half, normal
+  // and subnormal, both signs, read through a product with a one-hot x.
+  const int64_t in = 64;
+  std::vector<float> x(in, 0.0f);
+  x[5] = 1.0f;
+  HostTensor w(DType::F16, {1, in});
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00u) == 0x7c00u) continue;  // inf / nan
+    static_cast<uint16_t*>(w.view().data)[5] = uint16_t(h);
+    float y = 0;
+    linear_forward(x.data(), 1, w.view(), &y);
+    ASSERT_EQ(y, f16_to_f32(uint16_t(h))) << "half bits " << h;
+  }
+}
+
 TEST(Matmul, Q8_0TensorsCountBlocks) {
   HostTensor t(DType::Q8_0, {3, 64});
   EXPECT_EQ(t.view().nbytes(), 3u * 2 * 34);

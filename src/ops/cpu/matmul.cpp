@@ -6,6 +6,7 @@
 
 #include "core/threads.h"
 #include "core/profile.h"
+#include "ops/cpu/row_dot.h"
 #include "ops/matmul.h"
 
 namespace deltatune {
@@ -46,34 +47,19 @@ void convert_rows(const Tensor& w, int64_t row0, int64_t nrows, T* out) {
 }
 
 // Few rows (generating one token at a time): the product is bound by reading the weight, so each
-// weight row is read once, converted into a row buffer that stays in L1, and dotted with every x
-// row; no panel of converted weights is written to memory and read back.
+// weight row is read once, decoded on the fly and dotted with every x row (ops/cpu/row_dot.h);
+// no converted panel is written to memory and read back.
 constexpr int64_t kRowsByDot = 4;
 
-template <class T>
-T dot(const T* a, const T* b, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-template <class T>
-void linear_forward_by_rows(const T* x, int64_t rows, const Tensor& w, T* y, bool accumulate, int64_t ldy) {
+void linear_forward_by_rows(const float* x, int64_t rows, const Tensor& w, float* y, bool accumulate, int64_t ldy) {
   const int64_t out = w.shape[0], in = w.shape[1];
   const size_t row_bytes = dtype_bytes(w.dtype, in);
   const auto* base = static_cast<const std::byte*>(w.data);
-#pragma omp parallel
-  {
-    std::vector<T> row(static_cast<size_t>(in));
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < out; ++o) {
-      convert_to<T>(base + size_t(o) * row_bytes, w.dtype, row.data(), size_t(in));
-      for (int64_t r = 0; r < rows; ++r) {
-        const T v = dot(x + r * in, row.data(), in);
-        y[r * ldy + o] = accumulate ? y[r * ldy + o] + v : v;
-      }
-    }
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    float dots[kRowsByDot];
+    weight_row_dots(base + size_t(o) * row_bytes, w.dtype, in, x, in, rows, dots);
+    for (int64_t r = 0; r < rows; ++r) y[r * ldy + o] = accumulate ? y[r * ldy + o] + dots[r] : dots[r];
   }
 }
 
@@ -91,12 +77,14 @@ void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumu
   const int64_t out = w.shape[0], in = w.shape[1];
   if (ldy < 0) ldy = out;
   const T beta = accumulate ? T(1) : T(0);
+  if constexpr (std::is_same_v<T, float>) {  // float64 is the reference mode, not a fast path
+    if (rows <= kRowsByDot) {
+      linear_forward_by_rows(x, rows, w, y, accumulate, ldy);
+      return;
+    }
+  }
   if (w.dtype == dtype_of<T>()) {
     gemm<T>(false, true, rows, out, in, T(1), x, in, static_cast<const T*>(w.data), in, beta, y, ldy);
-    return;
-  }
-  if (std::is_same_v<T, float> && rows <= kRowsByDot) {  // float64 is the reference mode, not a fast path
-    linear_forward_by_rows(x, rows, w, y, accumulate, ldy);
     return;
   }
   const int64_t panel = std::min(out, panel_rows(in));
