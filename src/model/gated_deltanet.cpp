@@ -13,6 +13,8 @@ namespace deltatune {
 
 // transformers' l2norm eps (modeling_qwen3_5.py, l2norm), fixed, not rms_norm_eps.
 constexpr double kL2NormEps = 1e-6;
+// Up to this many tokens an inference step runs the delta rule's recurrent form.
+constexpr int64_t kRecurrentTokens = 4;
 
 template <class T>
 GatedDeltaNetParams<T> gated_deltanet_params(const LayerContext& ctx, const LinearAttentionWeights& w) {
@@ -99,7 +101,15 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   for (int64_t i = 0; i < tokens * key_dim; ++i) act.q[i] *= q_scale;
 
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
-  {
+  if (state && tokens <= kRecurrentTokens) {
+    // An inference session's next token or few: the recurrent form (one step per token) is the
+    // same function without the chunked form's per-chunk setup.
+    DT_PROFILE("delta_rule_recurrent_forward");
+    T* final_state = ctx.alloc<T>(int64_t(state->recurrent.size()));
+    gated_delta_rule_recurrent_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
+                                       state->recurrent.data(), act.core, final_state);
+    std::copy(final_state, final_state + state->recurrent.size(), state->recurrent.begin());
+  } else {
     DT_PROFILE("delta_rule_chunked_forward");
     T* final_state = state ? ctx.alloc<T>(int64_t(state->recurrent.size())) : nullptr;
     gated_delta_rule_chunked_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,
