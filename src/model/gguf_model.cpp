@@ -202,6 +202,9 @@ ModelConfig qwen35_config_from_gguf(const GgufFile& f) {
              ") and '", h.name("attention.value_length"), "' (", value_length, ") differ; Qwen3.5 has one head_dim");
     c.rms_norm_eps = h.number("attention.layer_norm_rms_epsilon");
     c.rope_theta = h.number_or("rope.freq_base", 10000.0);
+    if (const GgufValue* scaling = h.find("rope.scaling.type"))
+      DT_CHECK(scaling->type() == GgufType::STRING && scaling->get_string() == "none", "metadata key '",
+               h.name("rope.scaling.type"), "' is ", scaling->describe(), ": rope scaling is not supported");
     // llama.cpp's n_rot defaults to the head dim; Qwen3.5's converter writes head_dim · 0.25.
     const int64_t rotary = h.positive_or("rope.dimension_count", c.head_dim);
     DT_CHECK(rotary <= c.head_dim, "metadata key '", h.name("rope.dimension_count"), "' is ", rotary,
