@@ -42,8 +42,19 @@ void convert_rows(const Tensor& w, int64_t row0, int64_t nrows, T* out) {
   const size_t row_bytes = dtype_bytes(w.dtype, in);
   // Split the conversion across threads; each converts whole rows.
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < nrows; ++r)
-    convert_to<T>(base + size_t(r) * row_bytes, w.dtype, out + r * in, size_t(in));
+  for (int64_t r = 0; r < nrows; ++r) {
+    if constexpr (std::is_same_v<T, float>) decode_weight_row(base + size_t(r) * row_bytes, w.dtype, in, out + r * in);
+    else convert_to<T>(base + size_t(r) * row_bytes, w.dtype, out + r * in, size_t(in));
+  }
+}
+
+// The panel buffer, kept per thread between calls: allocating it anew for each product made the
+// kernel clear fresh pages for every layer.
+template <class T>
+T* panel_buffer(size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
 }
 
 // Few rows (generating one token at a time): the product is bound by reading the weight, so each
@@ -88,11 +99,11 @@ void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumu
     return;
   }
   const int64_t panel = std::min(out, panel_rows(in));
-  std::vector<T> buffer(size_t(panel * in));
+  T* buffer = panel_buffer<T>(size_t(panel * in));
   for (int64_t r0 = 0; r0 < out; r0 += panel) {
     const int64_t n = std::min(panel, out - r0);
-    convert_rows(w, r0, n, buffer.data());
-    gemm<T>(false, true, rows, n, in, T(1), x, in, buffer.data(), in, beta, y + r0, ldy);
+    convert_rows(w, r0, n, buffer);
+    gemm<T>(false, true, rows, n, in, T(1), x, in, buffer, in, beta, y + r0, ldy);
   }
 }
 
@@ -110,12 +121,12 @@ void linear_backward_input(const T* dy, int64_t rows, const Tensor& w, T* dx, bo
   }
   // dx = sum over row panels of W: dy[:, panel] · W[panel, :].
   const int64_t panel = std::min(out, panel_rows(in));
-  std::vector<T> buffer(size_t(panel * in));
+  T* buffer = panel_buffer<T>(size_t(panel * in));
   for (int64_t r0 = 0; r0 < out; r0 += panel) {
     const int64_t n = std::min(panel, out - r0);
-    convert_rows(w, r0, n, buffer.data());
+    convert_rows(w, r0, n, buffer);
     const bool first = r0 == 0 && !accumulate;
-    gemm<T>(false, false, rows, in, n, T(1), dy + r0, lddy, buffer.data(), in, first ? T(0) : T(1),
+    gemm<T>(false, false, rows, in, n, T(1), dy + r0, lddy, buffer, in, first ? T(0) : T(1),
             dx, in);
   }
 }

@@ -68,6 +68,21 @@ inline float half_to_float(uint32_t h) {
       for (int64_t j = 0; j < kQ8_0BlockValues; ++j) s += acc[j];                                        \
       out[r] = s;                                                                                        \
     }                                                                                                    \
+  }                                                                                                      \
+  TARGET void decode_bf16_##SUFFIX(const uint16_t* w, int64_t n, float* out) {                           \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(uint32_t(w[i]) << 16); \
+  }                                                                                                      \
+  TARGET void decode_f16_##SUFFIX(const uint16_t* w, int64_t n, float* out) {                            \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(w[i]);                    \
+  }                                                                                                      \
+  TARGET void decode_q8_0_##SUFFIX(const std::byte* w, int64_t n, float* out) {                          \
+    for (int64_t b = 0; b < n / kQ8_0BlockValues; ++b, w += kQ8_0BlockBytes, out += kQ8_0BlockValues) {  \
+      uint16_t d16;                                                                                      \
+      std::memcpy(&d16, w, 2);                                                                           \
+      const float d = half_to_float(d16);                                                                \
+      const auto* q = reinterpret_cast<const int8_t*>(w + 2);                                             \
+      _Pragma("omp simd") for (int64_t j = 0; j < kQ8_0BlockValues; ++j) out[j] = d * float(q[j]);       \
+    }                                                                                                    \
   }
 
 DT_ROW_DOT_KERNELS(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))))
@@ -93,14 +108,15 @@ const char* weight_row_dots_isa() {
   return kIsa == Isa::Avx512 ? "avx512" : kIsa == Isa::Avx2 ? "avx2" : "baseline";
 }
 
-void weight_row_dots(const std::byte* w, DType dtype, int64_t in, const float* x, int64_t ldx, int64_t rows,
-                     float* out) {
 #define DT_DISPATCH(KERNEL, ...)                                         \
   switch (kIsa) {                                                        \
     case Isa::Avx512: KERNEL##_avx512(__VA_ARGS__); return;              \
     case Isa::Avx2: KERNEL##_avx2(__VA_ARGS__); return;                  \
     case Isa::Baseline: KERNEL##_baseline(__VA_ARGS__); return;          \
   }
+
+void weight_row_dots(const std::byte* w, DType dtype, int64_t in, const float* x, int64_t ldx, int64_t rows,
+                     float* out) {
   switch (dtype) {
     case DType::F32: DT_DISPATCH(dots_f32, reinterpret_cast<const float*>(w), in, x, ldx, rows, out); break;
     case DType::BF16: DT_DISPATCH(dots_bf16, reinterpret_cast<const uint16_t*>(w), in, x, ldx, rows, out); break;
@@ -114,7 +130,17 @@ void weight_row_dots(const std::byte* w, DType dtype, int64_t in, const float* x
       DT_DISPATCH(dots_f32, row.data(), in, x, ldx, rows, out);
     }
   }
-#undef DT_DISPATCH
 }
+
+void decode_weight_row(const std::byte* w, DType dtype, int64_t n, float* out) {
+  switch (dtype) {
+    case DType::F32: std::memcpy(out, w, size_t(n) * sizeof(float)); return;
+    case DType::BF16: DT_DISPATCH(decode_bf16, reinterpret_cast<const uint16_t*>(w), n, out); break;
+    case DType::F16: DT_DISPATCH(decode_f16, reinterpret_cast<const uint16_t*>(w), n, out); break;
+    case DType::Q8_0: DT_DISPATCH(decode_q8_0, w, n, out); break;
+    default: convert_to<float>(w, dtype, out, size_t(n));
+  }
+}
+#undef DT_DISPATCH
 
 }  // namespace deltatune
