@@ -8,13 +8,15 @@
 # and generation (128 tokens, greedy) in tokens/s, same thread count; runs interleaved (ours,
 # theirs, ours, theirs) with the load averages beside them, since the machine may be shared.
 #   scripts/bench_llama.sh            all cores; THREADS=N to choose, ROUNDS=N (default 2)
-# deltatune runs with OMP_WAIT_POLICY=passive (as scripts/test.sh does): on a shared machine
-# OpenMP threads spinning at barriers stall each other (a generated token took 3.4 s instead of
-# 0.1 s at load 4 on 2 cores); set OMP_WAIT_POLICY=active to measure spinning threads.
+# deltatune's OpenMP threads spin GOMP_SPINCOUNT=10000 iterations at a barrier, then sleep (as
+# llama.cpp's pool polls, then sleeps): with libgomp's default (300,000) a generated token took
+# 3.4 s instead of 0.1 s at load 4 on 2 cores, threads spinning while their partner was off the
+# core; with OMP_WAIT_POLICY=passive (sleep at once) generation is 23% slower on a quiet machine
+# (~190 products per token, each waking the pool). Set either variable to override.
 # The files (about 4 GB) are made once into .cache/bench-llama.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+[[ -n ${OMP_WAIT_POLICY:-} ]] || export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 threads=${THREADS:-$(nproc)}
 rounds=${ROUNDS:-2}
 dir=.cache/bench-llama
@@ -30,7 +32,7 @@ done
 [[ -f $dir/adapter/adapter_config.json ]] || build/bench/infer_bench --make-adapter "$dir/m08-bf16.gguf" "$dir/adapter"
 [[ -f $dir/adapter.gguf ]] || $tool export-gguf-lora "$dir/adapter" "$dir/adapter.gguf" --base "$dir/m08-bf16.gguf" >&2
 
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%d), threads $threads, deltatune OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%d), threads $threads, deltatune OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-}"
 for type in bf16 q8_0; do
   for lora in no yes; do
     ours=(); theirs=()
