@@ -14,3 +14,5 @@ scripts/fetch-tokenizer.sh >/dev/null
 build/bench/tokenizer_bench 2>&1 | grep -v -E '^(\*\*\*|-----|Run on|CPU Caches|  L[123]|Load Average)' || true
 echo "== end-to-end training (scripts/bench_train.sh)"
 scripts/bench_train.sh
+echo "== deltatune vs llama.cpp on the same GGUF files (scripts/bench_llama.sh)"
+scripts/bench_llama.sh

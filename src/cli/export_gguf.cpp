@@ -10,12 +10,12 @@
 namespace deltatune::cli {
 
 Action add_export_gguf(CLI::App& app) {
-  auto* sub = app.add_subcommand("export-gguf", "Write a Hugging Face checkpoint as a llama.cpp GGUF model");
+  auto* sub = app.add_subcommand("export-gguf", "Write a model (Hugging Face folder or GGUF) as a llama.cpp GGUF model");
   struct Args {
     std::string model, out, outtype = "f32", adapter, tokenizer, name;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("model", args->model, "Hugging Face checkpoint folder")->required();
+  sub->add_option("model", args->model, "Hugging Face checkpoint folder or qwen35 GGUF file")->required();
   sub->add_option("output", args->out, "GGUF file to write")->required();
   sub->add_option("--outtype", args->outtype, "type of the weight matrices (norms and conv1d stay f32)")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));

@@ -17,7 +17,7 @@ Action add_export_gguf_lora(CLI::App& app) {
   auto args = std::make_shared<Args>();
   sub->add_option("adapter", args->adapter, "PEFT LoRA adapter folder")->required();
   sub->add_option("output", args->out, "GGUF file to write")->required();
-  sub->add_option("--base", args->base, "the adapter's base model (Hugging Face checkpoint folder)")->required();
+  sub->add_option("--base", args->base, "the adapter's base model (Hugging Face checkpoint folder or GGUF file)")->required();
   sub->add_option("--outtype", args->outtype, "type of the LoRA factors")->check(CLI::IsMember({"f32", "f16", "bf16"}));
   sub->add_option("--name", args->name, "general.name");
   return [args] {

@@ -62,7 +62,7 @@ int run_forward(const ForwardArgs& args) {
 Action add_forward(CLI::App& app) {
   auto* sub = app.add_subcommand("forward", "Run the model over token ids and write the logits");
   auto args = std::make_shared<ForwardArgs>();
-  sub->add_option("model", args->model, "Hugging Face checkpoint folder")->required();
+  sub->add_option("model", args->model, "Hugging Face checkpoint folder or qwen35 GGUF file")->required();
   sub->add_option("--input", args->input, "safetensors with input_ids int64 [T], optional cu_seqlens")->required();
   sub->add_option("--output", args->output, "safetensors to write: logits float32 [T, vocab]")->required();
   sub->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder to apply");

@@ -67,16 +67,11 @@ std::vector<int64_t> stop_ids(const std::string& dir, const ModelConfig& config,
         for (const auto& v : j["eos_token_id"]) ids.push_back(v.get<int64_t>());
     }
   }
-  // tokenizer_config.json's eos_token (a string or {"content": ...}), then the ChatML end markers
+  // The tokenizer's eos_token (tokenizer_config.json, or a GGUF's), then the ChatML end markers
   // every Qwen chat model ends its turns with.
   std::vector<std::string> names;
-  const fs::path tc = fs::path(dir) / "tokenizer_config.json";
-  if (fs::exists(tc)) {
-    const auto j = read_json_file(tc.string());
-    if (j.contains("eos_token") && j["eos_token"].is_string()) names.push_back(j["eos_token"].get<std::string>());
-    else if (j.contains("eos_token") && j["eos_token"].is_object() && j["eos_token"].contains("content"))
-      names.push_back(j["eos_token"]["content"].get<std::string>());
-  }
+  if (const auto special = ChatTemplate::special_tokens_in(dir); special.contains("eos_token"))
+    names.push_back(special["eos_token"].get<std::string>());
   names.push_back("<|im_end|>");
   names.push_back("<|endoftext|>");
   for (const std::string& t : names)

@@ -61,7 +61,7 @@ int grad_to_file(const GradArgs& args) {
 Action add_grad(CLI::App& app) {
   auto* sub = app.add_subcommand("grad", "Loss and LoRA gradients of one labelled batch");
   auto args = std::make_shared<GradArgs>();
-  sub->add_option("model", args->model, "Hugging Face checkpoint folder")->required();
+  sub->add_option("model", args->model, "Hugging Face checkpoint folder or qwen35 GGUF file")->required();
   sub->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder")->required();
   sub->add_option("--input", args->input, "safetensors: input_ids, labels int64 [T], optional cu_seqlens")->required();
   sub->add_option("--output", args->output, "safetensors to write: loss and grad.<factor>")->required();

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "io/gguf.h"
+#include "model/gguf_model.h"
 #include "model/presets.h"
 #include "model/weights.h"
 
@@ -43,10 +45,14 @@ int run_info(const std::string& path) {
   const Model model = Model::load(path);
   const ModelConfig& c = model.config();
   std::printf("model        %s\n", path.c_str());
-  std::printf("architecture %s (%s, tensors under '%s')\n", c.model_type.c_str(),
-              c.layout == CheckpointLayout::CausalLM ? "Qwen3_5ForCausalLM"
-                                                     : "Qwen3_5ForConditionalGeneration",
-              c.text_prefix().c_str());
+  if (const GgufFile* gguf = model.gguf())
+    std::printf("architecture qwen35 GGUF (matrices %s), read as %s (Qwen3_5ForCausalLM names, '%s')\n",
+                ggml_type_name(gguf_model_matrix_type(*gguf)), c.model_type.c_str(), c.text_prefix().c_str());
+  else
+    std::printf("architecture %s (%s, tensors under '%s')\n", c.model_type.c_str(),
+                c.layout == CheckpointLayout::CausalLM ? "Qwen3_5ForCausalLM"
+                                                       : "Qwen3_5ForConditionalGeneration",
+                c.text_prefix().c_str());
   std::string pattern;
   for (LayerKind k : c.layer_kinds) pattern += k == LayerKind::FullAttention ? 'A' : 'L';
   std::printf("layers       %d: %d gated deltanet (L), %d full attention (A)\n", c.num_layers,
@@ -76,7 +82,8 @@ int run_info(const std::string& path) {
   std::printf("dtypes      ");
   for (const auto& [name, b] : dtype_bytes) std::printf(" %s %s", name.c_str(), human_bytes(b).c_str());
   std::printf("\n");
-  std::printf("memory       weights %s (kept in their file dtype)\n", human_bytes(bytes).c_str());
+  std::printf("memory       weights %s (kept in their file dtype%s)\n", human_bytes(bytes).c_str(),
+              model.gguf() ? "; GGUF tensors not reordered stay mapped from the file" : "");
   for (int64_t tokens : {512, 4096})
     std::printf("             forward of %lld tokens in float32: about %s of activations and logits\n",
                 (long long)tokens, human_bytes(double(forward_activation_bytes(c, tokens, 4))).c_str());
@@ -88,7 +95,7 @@ int run_info(const std::string& path) {
 Action add_info(CLI::App& app) {
   auto* sub = app.add_subcommand("info", "Describe a Qwen3.5 checkpoint: layers, parameters, memory");
   auto path = std::make_shared<std::string>();
-  sub->add_option("model", *path, "Hugging Face checkpoint folder")->required();
+  sub->add_option("model", *path, "Hugging Face checkpoint folder or qwen35 GGUF file")->required();
   return [path] { return run_info(*path); };
 }
 

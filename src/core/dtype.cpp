@@ -17,15 +17,66 @@ constexpr DTypeInfo kInfo[] = {
     {DType::BF16, "BF16", 2},      {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
     {DType::I64, "I64", 8},        {DType::I32, "I32", 4},        {DType::I16, "I16", 2},
     {DType::I8, "I8", 1},          {DType::U8, "U8", 1},          {DType::BOOL, "BOOL", 1},
+    {DType::Q8_0, "Q8_0", 0},
 };
+
+void check_q8_0_count(size_t n) {
+  DT_CHECK(n % size_t(kQ8_0BlockValues) == 0, "Q8_0 data holds whole blocks of ", kQ8_0BlockValues,
+           " values; ", n, " is not a multiple");
+}
+
+// ggml's dequantize_row_q8_0: value = d · q in float (exact: an f16 times an int8 needs 19 bits).
+template <class T>
+void q8_0_decode(const std::byte* in, T* y, size_t n) {
+  check_q8_0_count(n);
+  for (size_t b = 0; b < n / size_t(kQ8_0BlockValues); ++b, in += kQ8_0BlockBytes, y += kQ8_0BlockValues) {
+    uint16_t d16;
+    std::memcpy(&d16, in, 2);
+    const float d = f16_to_f32(d16);
+    const auto* q = reinterpret_cast<const int8_t*>(in + 2);
+    for (int64_t j = 0; j < kQ8_0BlockValues; ++j) y[j] = T(d * float(q[j]));
+  }
+}
+
+// ggml's quantize_row_q8_0_ref: d = max|x| / 127 in float, q = roundf(x / d) (half away from
+// zero, as C's roundf; gguf-py's np_roundf reproduces it), d stored as f16.
+template <class T>
+void q8_0_encode(const T* x, std::byte* out, size_t n) {
+  check_q8_0_count(n);
+  float v[kQ8_0BlockValues];
+  for (size_t b = 0; b < n / size_t(kQ8_0BlockValues); ++b, x += kQ8_0BlockValues, out += kQ8_0BlockBytes) {
+    float amax = 0.0f;
+    for (int64_t j = 0; j < kQ8_0BlockValues; ++j) {
+      v[j] = float(x[j]);
+      const float a = std::fabs(v[j]);
+      amax = amax > a ? amax : a;  // ggml's MAX macro
+    }
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t d16 = f32_to_f16(d);
+    std::memcpy(out, &d16, 2);
+    for (int64_t j = 0; j < kQ8_0BlockValues; ++j) out[2 + j] = std::byte(uint8_t(int8_t(std::roundf(v[j] * id))));
+  }
+}
+
 }  // namespace
 
-size_t dtype_size(DType t) { return kInfo[size_t(t)].size; }
+size_t dtype_size(DType t) {
+  DT_CHECK(t != DType::Q8_0, "Q8_0 is block-quantized (34 bytes per 32 values): it has no per-element size");
+  return kInfo[size_t(t)].size;
+}
+
+size_t dtype_bytes(DType t, int64_t n) {
+  if (t != DType::Q8_0) return size_t(n) * kInfo[size_t(t)].size;
+  check_q8_0_count(size_t(n));
+  return size_t(n / kQ8_0BlockValues) * kQ8_0BlockBytes;
+}
+
 const char* dtype_name(DType t) { return kInfo[size_t(t)].name; }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& info : kInfo)
-    if (name == info.name) return info.type;
+    if (name == info.name && info.type != DType::Q8_0) return info.type;
   return std::nullopt;
 }
 
@@ -91,6 +142,9 @@ void convert_to(const void* src, DType src_type, T* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = T(f16_to_f32(s[i]));
       return;
     }
+    case DType::Q8_0:
+      q8_0_decode(static_cast<const std::byte*>(src), dst, n);
+      return;
     default:
       fail("cannot convert ", dtype_name(src_type), " to a float type");
   }
@@ -119,6 +173,9 @@ void convert_from(const T* src, void* dst, DType dst_type, size_t n) {
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_f16(float(src[i]));
       return;
     }
+    case DType::Q8_0:
+      q8_0_encode(src, static_cast<std::byte*>(dst), n);
+      return;
     default:
       fail("cannot convert a float type to ", dtype_name(dst_type));
   }

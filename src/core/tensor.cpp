@@ -55,7 +55,7 @@ HostTensor::HostTensor(DType dtype, std::span<const int64_t> shape) {
     DT_CHECK(d >= 0, "negative dimension in shape ", deltatune::shape_str(shape));
     n *= d;
   }
-  const size_t bytes = size_t(n) * dtype_size(dtype);
+  const size_t bytes = dtype_bytes(dtype, n);
   storage_.reset(new std::byte[bytes == 0 ? 1 : bytes]());
   view_ = Tensor::contiguous(storage_.get(), dtype, shape);
 }

@@ -36,7 +36,7 @@ struct Tensor {
   }
 
   int64_t numel() const;
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return dtype_bytes(dtype, numel()); }
   bool is_contiguous() const;
   int64_t dim(int i) const { return shape[size_t(i < 0 ? i + ndim : i)]; }
   std::vector<int64_t> shape_vector() const { return {shape.begin(), shape.begin() + ndim}; }

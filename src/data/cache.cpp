@@ -8,6 +8,8 @@
 
 #include "core/error.h"
 #include "data/encode.h"
+#include "export/gguf_tokenizer.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 
 namespace deltatune {
@@ -128,8 +130,15 @@ std::string data_cache_key(const TrainConfig& c) {
   Hash h;
   h.text(data_settings(c).dump());
   for (const DatasetConfig& d : c.datasets) h.file(d.path);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"})
-    h.file((fs::path(c.tokenizer_config) / f).string());
+  if (fs::is_regular_file(c.tokenizer_config) && is_gguf_file(c.tokenizer_config)) {
+    // A GGUF base's embedded tokenizer: its keys, not the (large) file.
+    const GgufFile gguf(c.tokenizer_config);
+    h.text(tokenizer_json_from_gguf(gguf));
+    h.text(tokenizer_config_from_gguf(gguf).dump());
+  } else {
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"})
+      h.file((fs::path(c.tokenizer_config) / f).string());
+  }
   if (fs::is_regular_file(c.chat_template)) h.file(c.chat_template);
   for (const DatasetConfig& d : c.datasets)
     if (fs::is_regular_file(d.chat_template)) h.file(d.chat_template);

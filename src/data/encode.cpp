@@ -5,7 +5,6 @@
 #include <map>
 
 #include "core/error.h"
-#include "io/json_file.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -14,15 +13,6 @@ namespace deltatune {
 namespace fs = std::filesystem;
 
 namespace {
-
-// tokenizer_config.json's special tokens: a string, or an object with "content".
-std::string special_token(const nlohmann::json& config, const char* key) {
-  if (!config.contains(key) || config.at(key).is_null()) return "";
-  const nlohmann::json& v = config.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v.at("content").is_string()) return v.at("content").get<std::string>();
-  return "";
-}
 
 // Axolotl's alpaca prompt (prompters.py, AlpacaPrompter): the instruction, the optional input,
 // then the response, which alone is trained.
@@ -48,9 +38,9 @@ class TextEncoder : public SampleEncoder {
  public:
   explicit TextEncoder(const TrainConfig& config)
       : config_(config), tokenizer_(Tokenizer::load(config.tokenizer_config)) {
-    const fs::path tc = fs::path(config.tokenizer_config) / "tokenizer_config.json";
-    const nlohmann::json tok_config = fs::exists(tc) ? read_json_file(tc.string()) : nlohmann::json::object();
-    eos_text_ = special_token(tok_config, "eos_token");
+    // tokenizer_config.json's eos_token, or a GGUF's (its tokenizer.ggml.eos_token_id).
+    const nlohmann::ordered_json special = ChatTemplate::special_tokens_in(config.tokenizer_config);
+    if (special.contains("eos_token")) eos_text_ = special["eos_token"].get<std::string>();
     if (eos_text_.empty()) eos_text_ = "<|endoftext|>";
     const auto eos = tokenizer_.token_to_id(eos_text_);
     DT_CHECK(eos.has_value(), config.tokenizer_config, ": the end-of-sequence token '", eos_text_,

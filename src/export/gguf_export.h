@@ -22,8 +22,9 @@ struct GgufModelExport {
 };
 
 // model: loaded from a Hugging Face folder (its config.json is read again for what the converter
-// takes from it verbatim). Writes `out_path` atomically; weights are converted row block by row
-// block, so memory stays near one block whatever the model's size.
+// takes from it verbatim), or from a GGUF (its settings written again, its tokenizer.* keys
+// copied: re-typing a GGUF, or merging an adapter into it). Writes `out_path` atomically; weights
+// are converted row block by row block, so memory stays near one block whatever the model's size.
 void export_gguf_model(const Model& model, const std::string& out_path, const GgufModelExport& options);
 
 struct GgufLoraExport {

@@ -111,8 +111,7 @@ class RowMaker {
 
   void make(int64_t r, double* scratch, float* out) const {
     const int64_t src = spec_.row_order.empty() ? r : spec_.row_order[size_t(r)];
-    const size_t esize = dtype_size(spec_.source.dtype);
-    convert_to<double>(static_cast<const std::byte*>(spec_.source.data) + size_t(src * length_) * esize,
+    convert_to<double>(static_cast<const std::byte*>(spec_.source.data) + dtype_bytes(spec_.source.dtype, src * length_),
                        spec_.source.dtype, scratch, size_t(length_));
     for (int64_t k = 0; k < rank_; ++k) {  // rank_ = 0 without an adapter
       const double b = scaling_ * B_[size_t(src * rank_ + k)];
@@ -160,19 +159,44 @@ void write_tensor(GgufWriter& writer, const GgufTensorSpec& spec, GgmlType type,
   }
 }
 
+// The converter's view of a GGUF base's settings: what model_metadata reads from config.json.
+json hparams_of_gguf(const GgufFile& f) {
+  json h = json::object();
+  const std::string a = std::string(kQwen35Arch) + ".";
+  if (f.find_key(a + "attention.recurrent_layers")) h["layer_types"] = true;  // only its presence matters
+  if (const GgufValue* v = f.find_key(a + "full_attention_interval")) h["full_attention_interval"] = v->get_integer();
+  return h;
+}
+
 }  // namespace
 
 void export_gguf_model(const Model& model, const std::string& out_path, const GgufModelExport& options) {
   with_context("exporting " + model.source() + " to " + out_path, [&] {
-    const fs::path folder(model.source());
-    DT_CHECK(fs::is_directory(folder), "the model must come from a checkpoint folder");
-    const std::string config_path = (folder / "config.json").string();
-    const json hparams = merged_hparams(read_json_file(config_path));
-    std::string name = options.name;
-    if (name.empty()) name = fs::weakly_canonical(folder).filename().string();
-    GgufMetadata metadata = model_metadata(model.config(), hparams, name, options.outtype);
-    add_gguf_tokenizer(options.tokenizer_dir.empty() ? folder.string() : options.tokenizer_dir, config_path,
-                       model.config().vocab_size, metadata);
+    GgufMetadata metadata;
+    if (const GgufFile* source = model.gguf()) {
+      // A GGUF base: its settings are the model's config, its tokenizer keys are carried over as
+      // they are.
+      DT_CHECK(options.tokenizer_dir.empty(), "the tokenizer of a GGUF base is its own tokenizer.* keys; ",
+               "a tokenizer folder cannot replace it");
+      std::string name = options.name;
+      if (name.empty()) {
+        const GgufValue* n = source->find_key("general.name");
+        name = n && n->type() == GgufType::STRING ? n->get_string() : fs::path(model.source()).stem().string();
+      }
+      metadata = model_metadata(model.config(), hparams_of_gguf(*source), name, options.outtype);
+      for (const GgufKeyValue& kv : source->metadata())
+        if (kv.key.rfind("tokenizer.", 0) == 0) metadata.push_back(kv);
+    } else {
+      const fs::path folder(model.source());
+      DT_CHECK(fs::is_directory(folder), "the model must come from a checkpoint folder or a GGUF file");
+      const std::string config_path = (folder / "config.json").string();
+      const json hparams = merged_hparams(read_json_file(config_path));
+      std::string name = options.name;
+      if (name.empty()) name = fs::weakly_canonical(folder).filename().string();
+      metadata = model_metadata(model.config(), hparams, name, options.outtype);
+      add_gguf_tokenizer(options.tokenizer_dir.empty() ? folder.string() : options.tokenizer_dir, config_path,
+                         model.config().vocab_size, metadata);
+    }
 
     const std::vector<GgufTensorSpec> specs = qwen35_gguf_tensors(model.config(), model.weights());
     std::vector<GgufTensorPlan> plans;

@@ -17,7 +17,28 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 // gguf-py constants.py TokenType.
-enum TokenType : int32_t { NORMAL = 1, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5 };
+enum TokenType : int32_t { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
+
+// The tokenizer.json Split expressions behind llama.cpp's pre-tokenizer names, as its
+// src/llama-vocab.cpp quotes them (LLAMA_VOCAB_PRE_TYPE_QWEN2, LLAMA_VOCAB_PRE_TYPE_QWEN35).
+constexpr const char* kQwen2Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr const char* kQwen35Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+// The Split expression of a tokenizer.json's pre_tokenizer (a Split, or one inside a Sequence).
+std::string split_regex_of(const json& tokenizer) {
+  const json pre = tokenizer.value("pre_tokenizer", json());
+  std::vector<json> steps;
+  if (pre.is_object() && pre.value("type", std::string()) == "Sequence") steps = pre.value("pretokenizers", std::vector<json>());
+  else if (pre.is_object()) steps.push_back(pre);
+  for (const json& step : steps)
+    if (step.is_object() && step.value("type", std::string()) == "Split" && step.contains("pattern") &&
+        step["pattern"].is_object() && step["pattern"].contains("Regex") && step["pattern"]["Regex"].is_string())
+      return step["pattern"]["Regex"].get<std::string>();
+  return "";
+}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -215,7 +236,10 @@ void add_gguf_tokenizer(const std::string& tokenizer_dir, const std::string& con
       }
     }
     m.push_back({"tokenizer.ggml.model", GgufValue::string("gpt2")});
-    m.push_back({"tokenizer.ggml.pre", GgufValue::string("qwen35")});
+    // Qwen3.5's tokenizers split as llama.cpp's "qwen35"; the Qwen2/Qwen3 expression (without \p{M})
+    // is its "qwen2".
+    const std::string pre = split_regex_of(tokenizer) == kQwen2Split ? "qwen2" : "qwen35";
+    m.push_back({"tokenizer.ggml.pre", GgufValue::string(pre)});
     m.push_back({"tokenizer.ggml.tokens", GgufValue::array(std::move(list))});
     m.push_back({"tokenizer.ggml.token_type", GgufValue::array(types)});
     const std::vector<std::string> merges = read_merges(model.value("merges", json()), tokenizer_path);
@@ -242,6 +266,120 @@ void add_gguf_tokenizer(const std::string& tokenizer_dir, const std::string& con
         m.push_back({"tokenizer.ggml.add_" + type + "_token", GgufValue::scalar<bool>(add)});
     // SpecialVocab stops before the chat template when tokenizer_config.json is missing or empty.
     if (!tokenizer_config.empty()) add_chat_templates(find_chat_template(dir, tokenizer_config), m);
+  });
+}
+
+std::string qwen_split_regex(const std::string& pre) {
+  if (pre == "qwen35") return kQwen35Split;
+  // llama-vocab.cpp maps these names to LLAMA_VOCAB_PRE_TYPE_QWEN2.
+  if (pre == "qwen2" || pre == "deepseek-r1-qwen") return kQwen2Split;
+  return "";
+}
+
+std::string tokenizer_json_from_gguf(const GgufFile& f) {
+  return with_context(f.path() + ": the embedded tokenizer", [&] {
+    auto string_key = [&](const char* key) {
+      const GgufValue& v = f.get_key(key);
+      DT_CHECK(v.type() == GgufType::STRING, "metadata key '", key, "' must be a string, got ", v.describe());
+      return v.get_string();
+    };
+    auto string_array = [&](const char* key) -> const std::vector<std::string>& {
+      const GgufValue& v = f.get_key(key);
+      DT_CHECK(v.is_array() && v.element_type() == GgufType::STRING, "metadata key '", key,
+               "' must be an array of strings, got ", v.describe());
+      return v.get_string_array();
+    };
+    const std::string model = string_key("tokenizer.ggml.model");
+    DT_CHECK(model == "gpt2", "tokenizer.ggml.model is '", model, "'; deltatune rebuilds only byte-level BPE ('gpt2') ",
+             "tokenizers from a GGUF: give a tokenizer folder (tokenizer.json) instead");
+    const std::string pre = f.find_key("tokenizer.ggml.pre") ? string_key("tokenizer.ggml.pre") : "default";
+    const std::string regex = qwen_split_regex(pre);
+    DT_CHECK(!regex.empty(), "tokenizer.ggml.pre is '", pre, "'; deltatune rebuilds the Qwen pre-tokenizers ",
+             "('qwen2', 'qwen35') only: give a tokenizer folder (tokenizer.json) instead");
+    const std::vector<std::string>& tokens = string_array("tokenizer.ggml.tokens");
+    std::vector<int32_t> types(tokens.size(), NORMAL);
+    if (const GgufValue* t = f.find_key("tokenizer.ggml.token_type")) {
+      DT_CHECK(t->is_array() && t->element_type() == GgufType::I32 && t->size() == tokens.size(),
+               "metadata key 'tokenizer.ggml.token_type' must be an i32 array of ", tokens.size(), " entries, got ",
+               t->describe());
+      types = t->get_array<int32_t>();
+    }
+    json vocab = json::object();
+    json added = json::array();
+    for (size_t id = 0; id < tokens.size(); ++id) {
+      switch (types[id]) {
+        case NORMAL:
+          DT_CHECK(!vocab.contains(tokens[id]), "token '", tokens[id], "' appears twice (ids ",
+                   vocab[tokens[id]].get<int64_t>(), " and ", id, ")");
+          vocab[tokens[id]] = id;
+          break;
+        case CONTROL:
+        case UNKNOWN:
+        case USER_DEFINED:
+          added.push_back({{"id", id}, {"content", tokens[id]}, {"single_word", false}, {"lstrip", false},
+                           {"rstrip", false}, {"normalized", types[id] == USER_DEFINED},
+                           {"special", types[id] != USER_DEFINED}});
+          break;
+        case UNUSED: break;  // "[PAD<id>]": ids the tokenizer never produces
+        default:
+          fail("token ", id, " ('", tokens[id], "') has type ", types[id],
+               ", which a byte-level BPE tokenizer does not have");
+      }
+    }
+    json merges = json::array();
+    for (const std::string& m : string_array("tokenizer.ggml.merges")) {
+      const size_t space = m.find(' ');
+      DT_CHECK(space != std::string::npos && space > 0 && space + 1 < m.size() && m.find(' ', space + 1) == std::string::npos,
+               "merge '", m, "' is not two parts separated by one space");
+      merges.push_back({m.substr(0, space), m.substr(space + 1)});
+    }
+    const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
+                             {"use_regex", false}};
+    const json out = {
+        {"version", "1.0"},
+        {"truncation", nullptr},
+        {"padding", nullptr},
+        {"added_tokens", added},
+        {"normalizer", {{"type", "NFC"}}},
+        {"pre_tokenizer",
+         {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+            byte_level}}}},
+        {"post_processor", byte_level},
+        {"decoder", byte_level},
+        {"model",
+         {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
+          {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+          {"vocab", vocab}, {"merges", merges}}},
+    };
+    return out.dump();
+  });
+}
+
+nlohmann::ordered_json tokenizer_config_from_gguf(const GgufFile& f) {
+  return with_context(f.path() + ": the embedded tokenizer", [&] {
+    nlohmann::ordered_json config = nlohmann::ordered_json::object();
+    const GgufValue* tokens = f.find_key("tokenizer.ggml.tokens");
+    const bool have_tokens = tokens && tokens->is_array() && tokens->element_type() == GgufType::STRING;
+    const std::pair<const char*, const char*> keys[] = {
+        {"bos_token", "tokenizer.ggml.bos_token_id"},     {"eos_token", "tokenizer.ggml.eos_token_id"},
+        {"unk_token", "tokenizer.ggml.unknown_token_id"}, {"sep_token", "tokenizer.ggml.seperator_token_id"},
+        {"pad_token", "tokenizer.ggml.padding_token_id"}, {"mask_token", "tokenizer.ggml.mask_token_id"}};
+    for (const auto& [name, key] : keys) {
+      const GgufValue* v = f.find_key(key);
+      if (!v || !have_tokens) continue;
+      const int64_t id = v->get_integer();
+      DT_CHECK(id >= 0 && size_t(id) < tokens->size(), "metadata key '", key, "' is ", id, ", outside the ",
+               tokens->size(), " tokens");
+      config[name] = tokens->get_string_array()[size_t(id)];
+    }
+    if (const GgufValue* t = f.find_key("tokenizer.chat_template")) {
+      DT_CHECK(t->type() == GgufType::STRING, "metadata key 'tokenizer.chat_template' must be a string, got ",
+               t->describe());
+      config["chat_template"] = t->get_string();
+    }
+    return config;
   });
 }
 

@@ -53,32 +53,6 @@ constexpr GgmlTypeInfo kTypes[] = {
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
 
-// ggml's quantize_row_q8_0_ref: d = max|x| / 127 in float, q = roundf(x / d) (half away from
-// zero, as C's roundf; gguf-py's np_roundf reproduces it), d stored as f16.
-void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
-  for (int64_t b = 0; b < n / kQ8_0BlockSize; ++b, x += kQ8_0BlockSize, out += kQ8_0BlockBytes) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQ8_0BlockSize; ++j) {
-      const float a = std::fabs(x[j]);
-      amax = amax > a ? amax : a;  // ggml's MAX macro
-    }
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const uint16_t d16 = f32_to_f16(d);
-    std::memcpy(out, &d16, 2);
-    for (int j = 0; j < kQ8_0BlockSize; ++j) out[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
-  }
-}
-
-void dequantize_q8_0(const uint8_t* in, int64_t n, float* y) {
-  for (int64_t b = 0; b < n / kQ8_0BlockSize; ++b, in += kQ8_0BlockBytes, y += kQ8_0BlockSize) {
-    uint16_t d16;
-    std::memcpy(&d16, in, 2);
-    const float d = f16_to_f32(d16);
-    for (int j = 0; j < kQ8_0BlockSize; ++j) y[j] = d * float(int8_t(in[2 + j]));
-  }
-}
-
 void check_q8_0_length(int64_t n) {
   DT_CHECK(n % kQ8_0BlockSize == 0, "q8_0 needs a multiple of ", kQ8_0BlockSize, " values, got ", n);
 }
@@ -138,7 +112,7 @@ void ggml_encode(const float* src, int64_t n, GgmlType type, void* dst) {
     case GgmlType::BF16: convert_from<float>(src, dst, DType::BF16, size_t(n)); return;
     case GgmlType::Q8_0:
       check_q8_0_length(n);
-      quantize_q8_0(src, n, static_cast<uint8_t*>(dst));
+      convert_from<float>(src, dst, DType::Q8_0, size_t(n));
       return;
     default: fail("cannot encode ggml type ", ggml_type_name(type));
   }
@@ -151,7 +125,7 @@ void ggml_decode(const void* src, int64_t n, GgmlType type, float* dst) {
     case GgmlType::BF16: convert_to<float>(src, DType::BF16, dst, size_t(n)); return;
     case GgmlType::Q8_0:
       check_q8_0_length(n);
-      dequantize_q8_0(static_cast<const uint8_t*>(src), n, dst);
+      convert_to<float>(src, DType::Q8_0, dst, size_t(n));
       return;
     default: fail("cannot decode ggml type ", ggml_type_name(type));
   }

@@ -44,9 +44,8 @@ uint64_t ggml_row_bytes(GgmlType type, int64_t ne0);
 std::optional<DType> ggml_type_to_dtype(GgmlType type);
 
 // Q8_0 (ggml/src/ggml-common.h `block_q8_0`): blocks of 32 values, an f16 scale d followed by 32
-// int8 quants; value = d * q.
-constexpr int kQ8_0BlockSize = 32;
-constexpr int kQ8_0BlockBytes = 2 + 32;
+// int8 quants; value = d * q. The codec itself is core/dtype.h's (DType::Q8_0, kQ8_0BlockBytes).
+constexpr int kQ8_0BlockSize = int(kQ8_0BlockValues);
 
 // Encodes n floats as `type` (F32, F16, BF16 or Q8_0; n a multiple of 32 for Q8_0) into dst,
 // exactly as ggml and gguf-py do: f16 and bf16 round to nearest even; Q8_0 as ggml's reference

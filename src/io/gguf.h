@@ -137,6 +137,9 @@ struct GgufHeader {
 // keys and names. Throws Error (without the file name: callers add it). The fuzzer drives this.
 GgufHeader parse_gguf(const std::byte* data, size_t size);
 
+// Does the file at `path` start with GGUF's magic?
+bool is_gguf_file(const std::string& path);
+
 // One mapped GGUF file.
 class GgufFile {
  public:

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <fstream>
 #include <tuple>
 #include <unordered_set>
 
@@ -258,6 +259,12 @@ class GgufParser {
 };
 
 GgufHeader parse_gguf(const std::byte* data, size_t size) { return GgufParser(data, size).parse(); }
+
+bool is_gguf_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return bool(in.read(magic, 4)) && std::memcmp(magic, "GGUF", 4) == 0;
+}
 
 GgufFile::GgufFile(const std::string& path)
     : file_(path), header_(with_context(path, [&] { return parse_gguf(file_.data(), file_.size()); })) {

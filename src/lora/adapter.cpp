@@ -217,7 +217,12 @@ LoraAdapter LoraAdapter::load_peft(const std::string& folder, const ModelConfig&
     std::map<std::string, std::pair<int, LinearKind>> known;
     for (const auto& [name, where] : model_linear_modules(model)) known[name] = where;
     const SafetensorsFile file((fs::path(folder) / "adapter_model.safetensors").string());
-    std::map<std::string, std::pair<const SafetensorsEntry*, const SafetensorsEntry*>> found;
+    struct Factors {
+      const SafetensorsEntry* a = nullptr;
+      const SafetensorsEntry* b = nullptr;
+      std::pair<int, LinearKind> where;
+    };
+    std::map<std::string, Factors> found;
     const std::string head = "base_model.model.";
     for (const SafetensorsEntry& e : file.entries()) {
       const std::string& n = e.name;
@@ -231,18 +236,28 @@ LoraAdapter LoraAdapter::load_peft(const std::string& folder, const ModelConfig&
       DT_CHECK(factor, file.path(), ": tensor '", n, "' is not a LoRA factor (expected ",
                "base_model.model.<module>.lora_A.weight / lora_B.weight)");
       const std::string module = n.substr(head.size(), n.size() - head.size() - std::string(".lora_A.weight").size());
-      DT_CHECK(known.count(module), file.path(), ": tensor '", n, "' adapts '", module,
+      // The two layouts of the same text model name its layers model.layers.N (Qwen3_5ForCausalLM,
+      // and a GGUF base) and model.language_model.layers.N (Qwen3_5ForConditionalGeneration): an
+      // adapter saved for one applies to the other; it keeps its own names.
+      std::string here = module;
+      if (!known.count(here)) {
+        const std::string causal = "model.layers.", cond = "model.language_model.layers.";
+        if (module.rfind(cond, 0) == 0) here = causal + module.substr(cond.size());
+        else if (module.rfind(causal, 0) == 0) here = cond + module.substr(causal.size());
+      }
+      DT_CHECK(known.count(here), file.path(), ": tensor '", n, "' adapts '", module,
                "', which is not a linear module of this model; ", existing_modules_message(model));
       auto& slot = found[module];
-      (factor == 'A' ? slot.first : slot.second) = &e;
+      slot.where = known[here];
+      (factor == 'A' ? slot.a : slot.b) = &e;
     }
     DT_CHECK(!found.empty(), file.path(), ": holds no LoRA factors");
-    for (const auto& [module, pair] : found) {
-      DT_CHECK(pair.first && pair.second, file.path(), ": module '", module, "' has lora_",
-               pair.first ? "A" : "B", " but no lora_", pair.first ? "B" : "A");
-      const auto [layer, kind] = known[module];
+    for (const auto& [module, slot] : found) {
+      DT_CHECK(slot.a && slot.b, file.path(), ": module '", module, "' has lora_", slot.a ? "A" : "B", " but no lora_",
+               slot.a ? "B" : "A");
+      const auto [layer, kind] = slot.where;
       LoraModule m = make_module(model, module, layer, kind, cfg.r, param_dtype);
-      for (auto [entry, dst, factor] : {std::tuple{pair.first, &m.A, 'A'}, std::tuple{pair.second, &m.B, 'B'}}) {
+      for (auto [entry, dst, factor] : {std::tuple{slot.a, &m.A, 'A'}, std::tuple{slot.b, &m.B, 'B'}}) {
         const Tensor t = file.tensor(*entry);
         DT_CHECK(dtype_is_float(t.dtype), file.path(), ": '", entry->name, "' has dtype ", dtype_name(t.dtype));
         DT_CHECK(t.shape_vector() == dst->view().shape_vector(), file.path(), ": '", entry->name,

@@ -56,7 +56,8 @@ class LoraAdapter {
   static LoraAdapter create(const ModelConfig& model, const LoraConfig& config, DType param_dtype,
                             uint64_t seed);
   // A PEFT adapter folder: adapter_config.json + adapter_model.safetensors (factors of any float
-  // dtype, converted to param_dtype).
+  // dtype, converted to param_dtype). Module names of either layout (model.layers.N.* or
+  // model.language_model.layers.N.*) apply to either; the modules keep the file's names.
   static LoraAdapter load_peft(const std::string& folder, const ModelConfig& model, DType param_dtype);
   // Writes a PEFT folder (atomically per file) that PEFT 0.21 loads.
   void save_peft(const std::string& folder, const std::string& base_model_name_or_path,

@@ -30,7 +30,10 @@ void merge_adapter_into_checkpoint(const std::string& model_dir, const LoraAdapt
            "be the base model's folder (", model_dir, ")");
   const TensorStore store(model_dir);
   std::map<std::string, const LoraModule*> by_weight;
-  for (const LoraModule& m : adapter.modules()) by_weight[m.name + ".weight"] = &m;
+  // By the base's own names (the adapter may name the other layout's: lora/adapter.h).
+  const ModelConfig config = load_model_config((fs::path(model_dir) / "config.json").string());
+  for (const LoraModule& m : adapter.modules())
+    by_weight[str_cat(config.text_prefix(), "layers.", m.layer, ".", linear_kind_path(m.kind), ".weight")] = &m;
   fs::create_directories(out_dir);
   size_t merged = 0;
   for (const auto& file : store.files()) {

@@ -13,6 +13,8 @@ namespace deltatune {
 
 // transformers' l2norm eps (modeling_qwen3_5.py, l2norm), fixed, not rms_norm_eps.
 constexpr double kL2NormEps = 1e-6;
+// Up to this many tokens an inference step runs the delta rule's recurrent form.
+constexpr int64_t kRecurrentTokens = 4;
 
 template <class T>
 GatedDeltaNetParams<T> gated_deltanet_params(const LayerContext& ctx, const LinearAttentionWeights& w) {
@@ -99,9 +101,9 @@ void gated_deltanet_forward(const LayerContext& ctx, const LinearAttentionWeight
   for (int64_t i = 0; i < tokens * key_dim; ++i) act.q[i] *= q_scale;
 
   const DeltaRuleShape shape{tokens, Hk, Hv, dk, dv};
-  if (state && tokens < kDeltaRuleChunk) {
-    // Decoding (a token or a few continuing a sequence): the recurrent form, one state update per
-    // token, costs less than a chunk's intra-chunk products. Prefill and training use chunks.
+  if (state && tokens <= kRecurrentTokens) {
+    // An inference session's next token or few: the recurrent form (one step per token) is the
+    // same function without the chunked form's per-chunk setup.
     DT_PROFILE("delta_rule_recurrent_forward");
     T* final_state = ctx.alloc<T>(int64_t(state->recurrent.size()));
     gated_delta_rule_recurrent_forward(shape, ctx.cu_seqlens, act.q, act.k, act.v, act.g, act.beta,

@@ -9,8 +9,10 @@
 #include <set>
 
 #include "core/rng.h"
+#include "io/gguf.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "model/gguf_model.h"
 
 namespace deltatune {
 
@@ -73,11 +75,12 @@ bool is_skipped_tensor(const ModelConfig& c, const std::string& name) {
 }  // namespace
 
 Model Model::load(const std::string& path) {
+  if (fs::is_regular_file(path) && (fs::path(path).extension() == ".gguf" || is_gguf_file(path))) return load_gguf(path);
   return with_context("loading model " + path, [&] {
     Model m;
     m.source_ = path;
-    DT_CHECK(fs::is_directory(path), path, " is not a folder (expected a Hugging Face checkpoint ",
-             "folder with config.json and *.safetensors)");
+    DT_CHECK(fs::is_directory(path), path, " is neither a folder (a Hugging Face checkpoint folder with ",
+             "config.json and *.safetensors) nor a GGUF file", fs::exists(path) ? "" : " (it does not exist)");
     m.config_ = load_model_config((fs::path(path) / "config.json").string());
     auto store = std::make_shared<TensorStore>(path);
     m.store_ = store;
@@ -145,7 +148,7 @@ Model Model::random(const ModelConfig& config, DType dtype, uint64_t seed) {
       for (double& v : values)
         v = uniform_a_log ? std::log(rng.uniform(1.0, 16.0)) : mean + stddev * rng.normal();
       convert_from<double>(values.data(),
-                           static_cast<std::byte*>(host.view().data) + size_t(b0) * dtype_size(dtype),
+                           static_cast<std::byte*>(host.view().data) + dtype_bytes(dtype, b0),
                            dtype, size_t(len));
     }
     *slot.tensor = host.view();

@@ -14,6 +14,7 @@
 namespace deltatune {
 
 class TensorStore;
+class GgufFile;
 
 struct LinearAttentionWeights {  // linear_attn.*
   Tensor in_proj_qkv;  // [2*Hk*dk + Hv*dv, D]: all q heads, all k heads, all v heads
@@ -69,8 +70,12 @@ std::vector<WeightSlot> weight_table(const ModelConfig& config, ModelWeights& we
 // A loaded (or generated) model: config, weights, and whatever keeps the weights' memory alive.
 class Model {
  public:
-  // `path`: a Hugging Face checkpoint folder (config.json + safetensors, sharded or not).
+  // `path`: a Hugging Face checkpoint folder (config.json + safetensors, sharded or not), or a
+  // llama.cpp GGUF file of architecture qwen35 (load_gguf).
   static Model load(const std::string& path);
+  // A qwen35 GGUF (f32, f16, bf16 and q8_0 tensors), brought back to the Hugging Face layout
+  // (model/gguf_model.h).
+  static Model load_gguf(const std::string& path);
   // Random weights (for benchmarks and demos), stored as `dtype`. Norm weights, A_log, dt_bias are
   // drawn around the values real checkpoints hold.
   static Model random(const ModelConfig& config, DType dtype, uint64_t seed);
@@ -81,6 +86,8 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
   const std::string& source() const { return source_; }
+  // The GGUF file the model was loaded from (its metadata and tokenizer), or null.
+  const GgufFile* gguf() const { return gguf_.get(); }
 
   // Each distinct tensor once (a tied lm_head is not counted twice).
   std::vector<std::pair<std::string, Tensor>> named_tensors() const;
@@ -90,6 +97,7 @@ class Model {
   ModelWeights weights_;
   std::string source_;
   std::shared_ptr<const TensorStore> store_;
+  std::shared_ptr<const GgufFile> gguf_;
   std::vector<HostTensor> owned_;
 };
 

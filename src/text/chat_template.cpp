@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "export/gguf_tokenizer.h"
+#include "io/gguf.h"
 #include "text/jinja/json_value.h"
 
 namespace deltatune {
@@ -42,6 +44,11 @@ std::string template_from_config(const ordered_json& value, const fs::path& path
     names += (names.empty() ? "" : ", ") + entry["name"].dump();
   }
   fail(path.string(), ": \"chat_template\" has no template named \"default\" (it has ", names, ")");
+}
+
+// A GGUF model file (its embedded tokenizer stands for the tokenizer folder)?
+bool is_gguf(const std::string& path) {
+  return fs::is_regular_file(path) && (fs::path(path).extension() == ".gguf" || is_gguf_file(path));
 }
 
 // What transformers' special_tokens_map holds: the named special tokens that are set, as text.
@@ -99,11 +106,19 @@ ChatTemplate ChatTemplate::from_file(const std::string& path) {
 }
 
 ordered_json ChatTemplate::special_tokens_in(const std::string& dir) {
+  if (is_gguf(dir)) return special_tokens_of(tokenizer_config_from_gguf(GgufFile(dir)));
   const fs::path config_path = fs::path(dir) / "tokenizer_config.json";
   return fs::exists(config_path) ? special_tokens_of(read_json(config_path)) : ordered_json::object();
 }
 
 ChatTemplate ChatTemplate::from_tokenizer_dir(const std::string& dir) {
+  if (is_gguf(dir)) {
+    const ordered_json config = tokenizer_config_from_gguf(GgufFile(dir));
+    DT_CHECK(config.contains("chat_template"), dir, ": the GGUF has no tokenizer.chat_template; give one with ",
+             "--template (chatml, or a .jinja file)");
+    return ChatTemplate(jinja::Template(config["chat_template"].get<std::string>(), dir + " (tokenizer.chat_template)"),
+                        special_tokens_of(config));
+  }
   const fs::path folder(dir);
   DT_CHECK(fs::is_directory(folder), dir, ": not a tokenizer folder");
   const fs::path config_path = folder / "tokenizer_config.json";

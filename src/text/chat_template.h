@@ -19,6 +19,7 @@ class ChatTemplate {
   // else tokenizer_config.json's "chat_template" (a string, or a list of {name, template}, of
   // which "default" is taken); else an Error saying so. The folder's named special tokens
   // (bos_token, eos_token, ...) become template variables, as transformers passes them.
+  // `dir` may also be a GGUF model: tokenizer.chat_template and its special token ids.
   static ChatTemplate from_tokenizer_dir(const std::string& dir);
   // ChatML (<|im_start|>role\ncontent<|im_end|>\n), for models that ship no template.
   static ChatTemplate chatml();

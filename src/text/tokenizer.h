@@ -25,7 +25,8 @@ namespace deltatune {
 
 class Tokenizer {
  public:
-  // A tokenizer.json file, or a folder holding tokenizer.json.
+  // A tokenizer.json file, a folder holding tokenizer.json, or a GGUF model whose tokenizer.*
+  // keys describe a Qwen byte-level BPE tokenizer (export/gguf_tokenizer.h).
   static Tokenizer load(const std::string& path);
   // The text of a tokenizer.json; `name` stands for the file in error messages.
   static Tokenizer from_json(std::string_view json_text, const std::string& name = "tokenizer.json");

@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "export/gguf_tokenizer.h"
+#include "io/gguf.h"
 #include "io/json_file.h"
 #include "text/byte_level.h"
 #include "text/normalizer.h"
@@ -304,6 +306,8 @@ std::shared_ptr<Tokenizer::Impl> load_document(const json& doc, const std::strin
 
 Tokenizer Tokenizer::load(const std::string& path) {
   namespace fs = std::filesystem;
+  if (fs::is_regular_file(path) && (fs::path(path).extension() == ".gguf" || is_gguf_file(path)))
+    return from_json(tokenizer_json_from_gguf(GgufFile(path)), path + " (its embedded tokenizer)");
   const std::string file = fs::is_directory(path) ? (fs::path(path) / "tokenizer.json").string() : path;
   return Tokenizer(load_document(read_json_file(file), file));
 }

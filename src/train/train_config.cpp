@@ -247,7 +247,7 @@ DatasetConfig parse_dataset(const Context& ctx, const YAML::Node& node, size_t i
 
 void validate(const TrainConfig& t) {
   const std::string& s = t.source;
-  DT_CHECK(!t.base_model.empty(), s, ": 'base_model' is required (a Hugging Face checkpoint folder)");
+  DT_CHECK(!t.base_model.empty(), s, ": 'base_model' is required (a Hugging Face checkpoint folder or a qwen35 GGUF file)");
   DT_CHECK(!t.datasets.empty(), s, ": 'datasets' is required (a list of local data files)");
   DT_CHECK(t.adapter == "lora", s, ": adapter '", t.adapter, "' is not supported",
            t.adapter == "qlora" ? " yet (QLoRA comes later)" : "", "; use lora");

@@ -5,7 +5,7 @@ namespace deltatune {
 template <class T>
 void embedding_forward(const Tensor& table, const int64_t* ids, int64_t tokens, T* out) {
   const int64_t vocab = table.shape[0], dim = table.shape[1];
-  const size_t row_bytes = size_t(dim) * dtype_size(table.dtype);
+  const size_t row_bytes = dtype_bytes(table.dtype, dim);
   for (int64_t t = 0; t < tokens; ++t)
     DT_CHECK(ids[t] >= 0 && ids[t] < vocab, "token id ", ids[t], " at position ", t,
              " is outside the vocabulary [0, ", vocab, ")");

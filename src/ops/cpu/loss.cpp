@@ -14,7 +14,7 @@ namespace {
 // A view of rows [row0, row0 + n) of a 2-D weight.
 Tensor weight_rows(const Tensor& w, int64_t row0, int64_t n) {
   Tensor t = w;
-  t.data = static_cast<std::byte*>(w.data) + size_t(row0 * w.shape[1]) * dtype_size(w.dtype);
+  t.data = static_cast<std::byte*>(w.data) + dtype_bytes(w.dtype, row0 * w.shape[1]);
   t.shape[0] = n;
   return t;
 }
@@ -87,7 +87,7 @@ double cross_entropy_forward_backward(const T* hidden, int64_t tokens, const Ten
       std::fill(dh, dh + D, T(0));
       continue;
     }
-    convert_to<T>(static_cast<const std::byte*>(lm_head.data) + size_t(targets[t] * D) * dtype_size(lm_head.dtype),
+    convert_to<T>(static_cast<const std::byte*>(lm_head.data) + dtype_bytes(lm_head.dtype, targets[t] * D),
                   lm_head.dtype, target_row.data(), size_t(D));
     const T inv_sum = T(1.0 / running_sum[size_t(t)]);
     for (int64_t i = 0; i < D; ++i) dh[i] = T(grad_scale) * (acc[size_t(t * D + i)] * inv_sum - target_row[size_t(i)]);

@@ -1,10 +1,12 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/threads.h"
 #include "core/profile.h"
+#include "ops/cpu/row_dot.h"
 #include "ops/matmul.h"
 
 namespace deltatune {
@@ -36,11 +38,40 @@ int64_t panel_rows(int64_t in) { return std::max<int64_t>(64, (int64_t(1) << 20)
 template <class T>
 void convert_rows(const Tensor& w, int64_t row0, int64_t nrows, T* out) {
   const int64_t in = w.shape[1];
-  const auto* base = static_cast<const std::byte*>(w.data) + size_t(row0 * in) * dtype_size(w.dtype);
+  const auto* base = static_cast<const std::byte*>(w.data) + dtype_bytes(w.dtype, row0 * in);
+  const size_t row_bytes = dtype_bytes(w.dtype, in);
   // Split the conversion across threads; each converts whole rows.
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < nrows; ++r)
-    convert_to<T>(base + size_t(r * in) * dtype_size(w.dtype), w.dtype, out + r * in, size_t(in));
+  for (int64_t r = 0; r < nrows; ++r) {
+    if constexpr (std::is_same_v<T, float>) decode_weight_row(base + size_t(r) * row_bytes, w.dtype, in, out + r * in);
+    else convert_to<T>(base + size_t(r) * row_bytes, w.dtype, out + r * in, size_t(in));
+  }
+}
+
+// The panel buffer, kept per thread between calls: allocating it anew for each product made the
+// kernel clear fresh pages for every layer.
+template <class T>
+T* panel_buffer(size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Few rows (generating one token at a time): the product is bound by reading the weight, so each
+// weight row is read once, decoded on the fly and dotted with every x row (ops/cpu/row_dot.h);
+// no converted panel is written to memory and read back.
+constexpr int64_t kRowsByDot = 4;
+
+void linear_forward_by_rows(const float* x, int64_t rows, const Tensor& w, float* y, bool accumulate, int64_t ldy) {
+  const int64_t out = w.shape[0], in = w.shape[1];
+  const size_t row_bytes = dtype_bytes(w.dtype, in);
+  const auto* base = static_cast<const std::byte*>(w.data);
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    float dots[kRowsByDot];
+    weight_row_dots(base + size_t(o) * row_bytes, w.dtype, in, x, in, rows, dots);
+    for (int64_t r = 0; r < rows; ++r) y[r * ldy + o] = accumulate ? y[r * ldy + o] + dots[r] : dots[r];
+  }
 }
 
 void check_weight(const Tensor& w) {
@@ -57,16 +88,22 @@ void linear_forward(const T* x, int64_t rows, const Tensor& w, T* y, bool accumu
   const int64_t out = w.shape[0], in = w.shape[1];
   if (ldy < 0) ldy = out;
   const T beta = accumulate ? T(1) : T(0);
+  if constexpr (std::is_same_v<T, float>) {  // float64 is the reference mode, not a fast path
+    if (rows <= kRowsByDot) {
+      linear_forward_by_rows(x, rows, w, y, accumulate, ldy);
+      return;
+    }
+  }
   if (w.dtype == dtype_of<T>()) {
     gemm<T>(false, true, rows, out, in, T(1), x, in, static_cast<const T*>(w.data), in, beta, y, ldy);
     return;
   }
   const int64_t panel = std::min(out, panel_rows(in));
-  std::vector<T> buffer(size_t(panel * in));
+  T* buffer = panel_buffer<T>(size_t(panel * in));
   for (int64_t r0 = 0; r0 < out; r0 += panel) {
     const int64_t n = std::min(panel, out - r0);
-    convert_rows(w, r0, n, buffer.data());
-    gemm<T>(false, true, rows, n, in, T(1), x, in, buffer.data(), in, beta, y + r0, ldy);
+    convert_rows(w, r0, n, buffer);
+    gemm<T>(false, true, rows, n, in, T(1), x, in, buffer, in, beta, y + r0, ldy);
   }
 }
 
@@ -84,12 +121,12 @@ void linear_backward_input(const T* dy, int64_t rows, const Tensor& w, T* dx, bo
   }
   // dx = sum over row panels of W: dy[:, panel] · W[panel, :].
   const int64_t panel = std::min(out, panel_rows(in));
-  std::vector<T> buffer(size_t(panel * in));
+  T* buffer = panel_buffer<T>(size_t(panel * in));
   for (int64_t r0 = 0; r0 < out; r0 += panel) {
     const int64_t n = std::min(panel, out - r0);
-    convert_rows(w, r0, n, buffer.data());
+    convert_rows(w, r0, n, buffer);
     const bool first = r0 == 0 && !accumulate;
-    gemm<T>(false, false, rows, in, n, T(1), dy + r0, lddy, buffer.data(), in, first ? T(0) : T(1),
+    gemm<T>(false, false, rows, in, n, T(1), dy + r0, lddy, buffer, in, first ? T(0) : T(1),
             dx, in);
   }
 }
