@@ -1,26 +1,58 @@
 #!/usr/bin/env bash
-# The GPU benchmarks, in one call: the gated delta rule forward + backward at 4096 tokens,
-# dk = dv = 128, bf16, with 16/16 and 16/32 key/value heads (bench/cuda/delta_rule_cuda_bench),
-# then its peer, flash-linear-attention's chunk_gated_delta_rule (scripts/bench_fla_delta_rule.py),
-# when python3 can import fla (put a checkout on PYTHONPATH). docs/performance.md records the
-# figures. BUILD_DIR (default build) holds the binaries.
-# Then LoRA training of the whole model (bench/cuda/train_step_cuda_bench): a random model of the
-# real 0.8B shape in bf16 (the Model::random that `deltatune make-model --preset 0.8b --dtype bf16`
-# writes), one packed row of 4096 tokens, LoRA r=16 on every linear layer, micro-batch 1, gradient
-# checkpointing on (and off, for the memory it saves): tokens/s and GPU memory as a table.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# The GPU benchmark of issue 7 item 5, in one call, ending in one table (scripts/gpu_bench_table.py):
+# LoRA training of random models of the real 0.8B, 2B and 4B shapes in bf16, 4096 tokens a row,
+# LoRA r=16 on every linear layer, micro-batch 1, gradient checkpointing on:
+#   ours  bench/cuda/train_step_cuda_bench (one sequence of 4096 tokens, then a packed row),
+#   peer  transformers + PEFT (scripts/bench_peft_baseline.py), one sequence, sdpa, with
+#         flash-linear-attention's chunk_gated_delta_rule when python3 can import fla (put a
+#         checkout on PYTHONPATH), and with transformers' torch path (fla hidden);
+# tokens/s, peak GPU memory allocated, model-FLOPs utilisation against the bf16 matrix rate measured
+# in the same run, and the ratios. docs/performance.md records the figures.
+#
+# BUILD_DIR (default build) holds the binaries; BENCH_LOG (default a temporary file) collects the
+# output the table is made from. BENCH_KERNELS=1 first runs the kernel benchmarks as well: the
+# gated delta rule forward + backward at 4096 tokens, dk = dv = 128, with 16/16 and 16/32 key/value
+# heads (bench/cuda/delta_rule_cuda_bench), its per-kernel profile, its peer (flash-linear-attention's
+# chunk_gated_delta_rule, scripts/bench_fla_delta_rule.py), the 0.8B training step with checkpointing
+# off and the training step's per-kernel profile. PRESETS (default "0.8b 2b 4b"), FLA_TIMEOUT and
+# TORCH_TIMEOUT (seconds each peer run may take, default 420 and 240) adjust the rest. On a fresh
+# machine flash-linear-attention's Triton kernels compile and autotune in the first steps: more than
+# 150 s at the 0.8B shape and 159 s more at the 4B shape (32 value heads) on an H100 (2026-11-23),
+# so the whole script takes about 9 minutes there; its figures are taken after 2 warm-up steps.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
 build=${BUILD_DIR:-build}
-"$build"/bench/delta_rule_cuda_bench 4096 16 16 128 20
-"$build"/bench/delta_rule_cuda_bench 4096 16 32 128 20
-# Where the time goes: each kernel's GPU time, summed over 3 forward + backward calls.
-DELTATUNE_PROFILE=1 "$build"/bench/delta_rule_cuda_bench 4096 16 16 128 2 1 16
-"$build"/bench/train_step_cuda_bench 0.8b 4096 5 16 1
-"$build"/bench/train_step_cuda_bench 0.8b 4096 5 16 0
-# Where a training step's time goes: each kernel's and cuBLAS product's GPU time over 3 steps.
-DELTATUNE_PROFILE=1 "$build"/bench/train_step_cuda_bench 0.8b 4096 1 16 1
-if python3 -c "import fla" 2>/dev/null; then
-  python3 scripts/bench_fla_delta_rule.py 4096 16 128
-else
-  echo "peer: flash-linear-attention is not importable here: not measured"
+log=${BENCH_LOG:-$(mktemp)}
+presets=${PRESETS:-0.8b 2b 4b}
+: >"$log"
+if [ "${BENCH_KERNELS:-0}" = 1 ]; then
+  "$build"/bench/delta_rule_cuda_bench 4096 16 16 128 20
+  "$build"/bench/delta_rule_cuda_bench 4096 16 32 128 20
+  # Where the time goes: each kernel's GPU time, summed over 3 forward + backward calls.
+  DELTATUNE_PROFILE=1 "$build"/bench/delta_rule_cuda_bench 4096 16 16 128 2 1 16
+  if python3 -c "import fla" 2>/dev/null; then
+    python3 scripts/bench_fla_delta_rule.py 4096 16 128
+  else
+    echo "peer: flash-linear-attention is not importable here: not measured"
+  fi
+  "$build"/bench/train_step_cuda_bench 0.8b 4096 5 16 0 both
+  # Where a training step's time goes: each kernel's and cuBLAS product's GPU time over 3 steps.
+  DELTATUNE_PROFILE=1 "$build"/bench/train_step_cuda_bench 0.8b 4096 1 16 1
 fi
+for p in $presets; do
+  "$build"/bench/train_step_cuda_bench "$p" 4096 5 16 1 both 2>&1 | tee -a "$log"
+done
+comma=$(echo "$presets" | tr ' ' ',')
+if python3 -c "import transformers, peft" 2>/dev/null; then
+  if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fla') is None)" 2>/dev/null; then
+    PYTHONUNBUFFERED=1 timeout "${FLA_TIMEOUT:-420}" python3 scripts/bench_peft_baseline.py --path fla \
+      --presets "$comma" --steps 5 2>&1 | tee -a "$log"
+  else
+    echo "peer: flash-linear-attention is not importable here: its path not measured" | tee -a "$log"
+  fi
+  PYTHONUNBUFFERED=1 timeout "${TORCH_TIMEOUT:-240}" python3 scripts/bench_peft_baseline.py --path torch \
+    --presets "$comma" --steps 3 2>&1 | tee -a "$log"
+else
+  echo "peer: transformers + PEFT are not installed here: not measured" | tee -a "$log"
+fi
+python3 scripts/gpu_bench_table.py "$log"
