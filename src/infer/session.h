@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "core/arena.h"
@@ -23,11 +24,17 @@ class InferenceSession {
   // Continues the sequence with `tokens`; returns the logits [V] of the last one.
   std::vector<T> feed(std::span<const int64_t> tokens, const LoraRun& lora);
   int64_t length() const { return state_.length; }
+  // Whether feed multiplies q8_0 weights by int8-quantized activations (Int8ActivationScope in
+  // ops/matmul.h; prompt-sized feeds, more than 4 tokens): on by default for float sessions, off
+  // (and ignored) for float64 ones, which stay the reference. Other weight types are unaffected.
+  void set_int8_activations(bool on) { int8_activations_ = on && std::is_same_v<T, float>; }
+  bool int8_activations() const { return int8_activations_; }
 
  private:
   const Model& model_;
   ModelState<T> state_;
   Arena arena_;
+  bool int8_activations_ = std::is_same_v<T, float>;
 };
 
 }  // namespace deltatune

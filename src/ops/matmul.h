@@ -21,6 +21,26 @@ template <class T>
 void linear_forward(const T* x, int64_t rows, const Tensor& weight, T* y, bool accumulate = false,
                     int64_t ldy = -1);
 
+// Inference precision for q8_0 weights. While an Int8ActivationScope(true) lives on the calling
+// thread, linear_forward<float> with a Q8_0 weight quantizes x per block of 32 to int8 (ggml's
+// q8_0 scheme, float scales) and runs an integer product (ops/cpu/q8_product.h) instead of
+// multiplying by the dequantized weight: ~2x faster prompt processing, at the cost of the
+// activations' rounding (|x - x_q| ≤ max|block| / 254 per value). Only inference sets it
+// (InferenceSession<float>, unless told otherwise); training, the float64 paths and everything
+// outside a scope keep the exact dequantized-weight product. Scopes nest; the flag is per thread
+// and read where linear_forward is called, not inside its worker threads.
+class Int8ActivationScope {
+ public:
+  explicit Int8ActivationScope(bool on = true);
+  ~Int8ActivationScope();
+  Int8ActivationScope(const Int8ActivationScope&) = delete;
+  Int8ActivationScope& operator=(const Int8ActivationScope&) = delete;
+
+ private:
+  bool previous_;
+};
+bool int8_activations_active();
+
 // dx[rows, in] (=|+=) dy[rows, out] · W: the input gradient through a frozen weight.
 template <class T>
 void linear_backward_input(const T* dy, int64_t rows, const Tensor& weight, T* dx,
