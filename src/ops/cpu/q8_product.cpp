@@ -6,9 +6,14 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
+
+// GCC 12's _mm512_cvtepi32_ps passes an undefined vector as the masked-off source, which
+// -Wmaybe-uninitialized reports inside the intrinsic header.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace deltatune {
 
@@ -54,11 +59,11 @@ template <int M, int N>
 void tile_scalar(const TileArgs& a) {
   float acc[M][N] = {};
   for (int64_t b = 0; b < a.nb; ++b) {
-    for (int n = 0; n < N; ++n) {
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
       const std::byte* blk = a.w + size_t(n) * a.row_bytes + size_t(b) * kBlockBytes;
       const float dw = block_scale(blk);
       const auto* wq = reinterpret_cast<const int8_t*>(blk + 2);
-      for (int m = 0; m < M; ++m) {
+      _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m) {
         const int8_t* xq = a.q + m * a.in + b * kBlock;
         int32_t s = 0;
         for (int j = 0; j < kBlock; ++j) s += int32_t(xq[j]) * int32_t(wq[j]);
@@ -66,8 +71,8 @@ void tile_scalar(const TileArgs& a) {
       }
     }
   }
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) store(a, m, n, acc[m][n]);
+  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) store(a, m, n, acc[m][n]);
 }
 
 #define DT_AVX2_TARGET __attribute__((target("avx2,fma")))
@@ -85,30 +90,30 @@ DT_AVX2_TARGET inline float hsum_avx2(__m256 v) {
 template <int M, int N>
 DT_AVX2_TARGET void tile_avx2(const TileArgs& a) {
   __m256 acc[M][N];
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) acc[m][n] = _mm256_setzero_ps();
+  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) acc[m][n] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < a.nb; ++b) {
     __m256i wv[N], wa[N];
     float dw[N];
-    for (int n = 0; n < N; ++n) {
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
       const std::byte* blk = a.w + size_t(n) * a.row_bytes + size_t(b) * kBlockBytes;
       dw[n] = block_scale(blk);
       wv[n] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
       wa[n] = _mm256_sign_epi8(wv[n], wv[n]);
     }
-    for (int m = 0; m < M; ++m) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + m * a.in + b * kBlock));
       const float dx = a.d[m * a.nb + b];
-      for (int n = 0; n < N; ++n) {
+      _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
         const __m256i p = _mm256_maddubs_epi16(wa[n], _mm256_sign_epi8(xv, wv[n]));
         const __m256i s = _mm256_madd_epi16(p, ones);
         acc[m][n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dx * dw[n]), acc[m][n]);
       }
     }
   }
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) store(a, m, n, hsum_avx2(acc[m][n]));
+  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) store(a, m, n, hsum_avx2(acc[m][n]));
 }
 
 DT_VNNI_TARGET inline float hsum_vnni(__m256 v) {
@@ -124,31 +129,145 @@ DT_VNNI_TARGET inline float hsum_vnni(__m256 v) {
 template <int M, int N>
 DT_VNNI_TARGET void tile_vnni(const TileArgs& a) {
   __m256 acc[M][N];
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) acc[m][n] = _mm256_setzero_ps();
+  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) acc[m][n] = _mm256_setzero_ps();
   const __m256i bias = _mm256_set1_epi8(char(0x80));
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t b = 0; b < a.nb; ++b) {
     __m256i wv[N], start[N];
     float dw[N];
-    for (int n = 0; n < N; ++n) {
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
       const std::byte* blk = a.w + size_t(n) * a.row_bytes + size_t(b) * kBlockBytes;
       dw[n] = block_scale(blk);
       wv[n] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
       start[n] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, wv[n]));
     }
-    for (int m = 0; m < M; ++m) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m) {
       const __m256i xv = _mm256_xor_si256(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + m * a.in + b * kBlock)), bias);
       const float dx = a.d[m * a.nb + b];
-      for (int n = 0; n < N; ++n) {
+      _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
         const __m256i s = _mm256_dpbusd_epi32(start[n], xv, wv[n]);
         acc[m][n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dx * dw[n]), acc[m][n]);
       }
     }
   }
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) store(a, m, n, hsum_vnni(acc[m][n]));
+  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
+    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) store(a, m, n, hsum_vnni(acc[m][n]));
+}
+
+// AVX-512 VNNI on zmm, the weights repacked per group of 16 rows so that each int32 lane is one
+// weight row: per block, 8 vectors of [16 rows × 4 bytes] (w ^ 0x80, i.e. w + 128 unsigned) and
+// the 16 row scales as floats. vpdpbusd then multiplies those 16 rows by 4 activation bytes
+// broadcast from memory (signed), 64 products per instruction, and a block's scale is applied once
+// per 16 rows: acc starts at -128·Σ_j x_j (taking back the +128), 8 vpdpbusd give the exact dots
+// of the block with 16 rows, then one convert, one scale product and one fma.
+constexpr int64_t kGroupRows = 16, kGroupBlockBytes = 8 * 64;
+
+// Repacks rows [0, n) (n ≤ 16; the rest padded with zero weights) of q8_0 rows at w.
+void repack_group(const std::byte* w, size_t row_bytes, int64_t n, int64_t nb, uint8_t* packed, float* scales) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* pb = packed + b * kGroupBlockBytes;
+    float* sb = scales + b * kGroupRows;
+    for (int64_t r = 0; r < kGroupRows; ++r) {
+      if (r >= n) {
+        sb[r] = 0;
+        for (int64_t kq = 0; kq < 8; ++kq) std::memset(pb + kq * 64 + r * 4, 0x80, 4);
+        continue;
+      }
+      const std::byte* blk = w + size_t(r) * row_bytes + size_t(b) * kBlockBytes;
+      sb[r] = block_scale(blk);
+      const auto* q = reinterpret_cast<const uint8_t*>(blk + 2);
+      for (int64_t kq = 0; kq < 8; ++kq)
+        for (int64_t i = 0; i < 4; ++i) pb[kq * 64 + r * 4 + i] = uint8_t(q[kq * 4 + i] ^ 0x80u);
+    }
+  }
+}
+
+struct GroupArgs {
+  const uint8_t* packed;
+  const float* scales;
+  int64_t nb, in;
+  const int8_t* q;        // token rows, stride in
+  const float* d;         // stride nb
+  const int32_t* offset;  // -128 · Σ_j q over each block, stride nb
+  float* y;
+  int64_t ldy, n;  // n: valid rows of the group
+  bool accumulate;
+};
+
+template <int T>
+DT_VNNI_TARGET void group_vnni(const GroupArgs& a) {
+  __m512 acc[T];
+  _Pragma("GCC unroll 8") for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.nb; ++b) {
+    __m512i wv[8];
+    const uint8_t* pb = a.packed + b * kGroupBlockBytes;
+    _Pragma("GCC unroll 8") for (int kq = 0; kq < 8; ++kq) wv[kq] = _mm512_loadu_si512(pb + kq * 64);
+    const __m512 dw = _mm512_loadu_ps(a.scales + b * kGroupRows);
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; ++t) {
+      const int8_t* xb = a.q + t * a.in + b * kBlock;
+      __m512i s = _mm512_set1_epi32(a.offset[t * a.nb + b]);
+      _Pragma("GCC unroll 8") for (int kq = 0; kq < 8; ++kq) {
+        int32_t x4;
+        std::memcpy(&x4, xb + kq * 4, 4);
+        s = _mm512_dpbusd_epi32(s, wv[kq], _mm512_set1_epi32(x4));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[t * a.nb + b])), acc[t]);
+    }
+  }
+  const __mmask16 mask = __mmask16((1u << a.n) - 1u);
+  _Pragma("GCC unroll 8") for (int t = 0; t < T; ++t) {
+    float* yt = a.y + t * a.ldy;
+    __m512 v = acc[t];
+    if (a.accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yt));
+    _mm512_mask_storeu_ps(yt, mask, v);
+  }
+}
+
+using GroupFn = void (*)(const GroupArgs&);
+constexpr int kGroupTokens = 8;
+const GroupFn kGroupFns[kGroupTokens + 1] = {nullptr, group_vnni<1>, group_vnni<2>, group_vnni<3>, group_vnni<4>,
+                                             group_vnni<5>, group_vnni<6>, group_vnni<7>, group_vnni<8>};
+
+// Tasks of up to 4 groups (64 rows): each thread repacks its groups, then runs every tile of 8
+// tokens against them (the tile's activations stay in L1 across the groups).
+void product_vnni(const int8_t* q, const float* d, int64_t rows, const std::byte* w, int64_t out, int64_t in,
+                  float* y, int64_t ldy, bool accumulate) {
+  const int64_t nb = in / kBlock;
+  const size_t row_bytes = size_t(nb) * kBlockBytes;
+  std::vector<int32_t> offset(size_t(rows * nb));
+  for (int64_t i = 0; i < rows * nb; ++i) {
+    int32_t s = 0;
+    for (int64_t j = 0; j < kBlock; ++j) s += q[i * kBlock + j];
+    offset[size_t(i)] = -128 * s;
+  }
+  constexpr int64_t kGroupsPerTask = 4;
+  const int64_t groups = (out + kGroupRows - 1) / kGroupRows;
+  const int64_t tasks = (groups + kGroupsPerTask - 1) / kGroupsPerTask;
+#pragma omp parallel for schedule(static) if (rows * out * in >= (int64_t(1) << 18))
+  for (int64_t task = 0; task < tasks; ++task) {
+    thread_local std::vector<uint8_t> packed;
+    thread_local std::vector<float> scales;
+    packed.resize(size_t(kGroupsPerTask * nb * kGroupBlockBytes));
+    scales.resize(size_t(kGroupsPerTask * nb * kGroupRows));
+    const int64_t g0 = task * kGroupsPerTask, g1 = std::min(groups, g0 + kGroupsPerTask);
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t o = g * kGroupRows;
+      repack_group(w + size_t(o) * row_bytes, row_bytes, std::min(kGroupRows, out - o), nb,
+                   packed.data() + (g - g0) * nb * kGroupBlockBytes, scales.data() + (g - g0) * nb * kGroupRows);
+    }
+    for (int64_t t = 0; t < rows; t += kGroupTokens) {
+      const int64_t m = std::min<int64_t>(kGroupTokens, rows - t);
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t o = g * kGroupRows;
+        const GroupArgs a{packed.data() + (g - g0) * nb * kGroupBlockBytes, scales.data() + (g - g0) * nb * kGroupRows,
+                          nb, in, q + t * in, d + t * nb, offset.data() + t * nb, y + t * ldy + o, ldy,
+                          std::min(kGroupRows, out - o), accumulate};
+        kGroupFns[m](a);
+      }
+    }
+  }
 }
 
 using TileFn = void (*)(const TileArgs&);
@@ -226,6 +345,10 @@ void q8_product(const int8_t* q, const float* d, int64_t rows, const std::byte* 
   DT_CHECK(in % kBlock == 0, "q8_0 product: ", in, " columns is not a multiple of 32");
   DT_CHECK(cpu_has(isa), "q8_0 product: this CPU has no ", q8_isa_name(isa));
   if (rows == 0 || out == 0) return;
+  if (isa == Q8Isa::Vnni) {
+    product_vnni(q, d, rows, w, out, in, y, ldy, accumulate);
+    return;
+  }
   const Tiles t = tiles_for(isa);
   const int64_t nb = in / kBlock;
   const size_t row_bytes = size_t(nb) * kBlockBytes;
