@@ -11,8 +11,9 @@
 // γ_n ≈ n·2^-24; the test allows (nb + 6)·2^-24 times that sum.
 //
 // The switch: linear_forward<float> with a q8_0 weight takes this path only inside an
-// Int8ActivationScope and for more than 4 rows; outside it the result is bit-for-bit the
-// dequantized-weight product.
+// Int8ActivationScope, for more than 4 rows and with AVX-512 VNNI; outside it the result is
+// bit-for-bit the dequantized-weight product, and Emulated is bit-for-bit the float product of
+// the dequantized int8 activations.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -162,8 +163,22 @@ TEST(Q8Product, LinearForwardSwitchesOnlyInsideTheScope) {
   quantize_activations_q8(x.data(), rows, in, in, q.data(), d.data());
   q8_product(q.data(), d.data(), rows, static_cast<const std::byte*>(w.view().data), out, in, direct.data(), out,
              false, q8_default_isa());
+  if (q8_default_isa() != Q8Isa::Vnni) {  // the int8 path is off without VNNI
+    EXPECT_EQ(on, plain);
+    return;
+  }
   EXPECT_EQ(on, direct);
   EXPECT_NE(on, plain);  // the activations' rounding shows
+  // Emulated: the same int8 values dequantized, through the float product.
+  std::vector<float> emulated(size_t(rows * out)), xq(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xq[i] = float(q[i]) * d[i / 32];
+  linear_forward(xq.data(), rows, w.view(), direct.data());
+  {
+    const Int8ActivationScope scope(Int8Activations::Emulated);
+    EXPECT_FALSE(int8_activations_active());
+    linear_forward(x.data(), rows, w.view(), emulated.data());
+  }
+  EXPECT_EQ(emulated, direct);
 }
 
 }  // namespace
