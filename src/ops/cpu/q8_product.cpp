@@ -116,46 +116,6 @@ DT_AVX2_TARGET void tile_avx2(const TileArgs& a) {
     _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) store(a, m, n, hsum_avx2(acc[m][n]));
 }
 
-DT_VNNI_TARGET inline float hsum_vnni(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, so x goes in as x + 128 (x ^ 0x80)
-// and each lane starts from -128 · (its 4 weights' sum), itself a vpdpbusd of 0x80 bytes with w:
-// the lane then holds the exact signed dot of its 4 pairs.
-template <int M, int N>
-DT_VNNI_TARGET void tile_vnni(const TileArgs& a) {
-  __m256 acc[M][N];
-  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
-    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) acc[m][n] = _mm256_setzero_ps();
-  const __m256i bias = _mm256_set1_epi8(char(0x80));
-  const __m256i zero = _mm256_setzero_si256();
-  for (int64_t b = 0; b < a.nb; ++b) {
-    __m256i wv[N], start[N];
-    float dw[N];
-    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
-      const std::byte* blk = a.w + size_t(n) * a.row_bytes + size_t(b) * kBlockBytes;
-      dw[n] = block_scale(blk);
-      wv[n] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-      start[n] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, wv[n]));
-    }
-    _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m) {
-      const __m256i xv = _mm256_xor_si256(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + m * a.in + b * kBlock)), bias);
-      const float dx = a.d[m * a.nb + b];
-      _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) {
-        const __m256i s = _mm256_dpbusd_epi32(start[n], xv, wv[n]);
-        acc[m][n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dx * dw[n]), acc[m][n]);
-      }
-    }
-  }
-  _Pragma("GCC unroll 8") for (int m = 0; m < M; ++m)
-    _Pragma("GCC unroll 8") for (int n = 0; n < N; ++n) store(a, m, n, hsum_vnni(acc[m][n]));
-}
-
 // AVX-512 VNNI on zmm, the weights repacked per group of 16 rows so that each int32 lane is one
 // weight row: per block, 8 vectors of [16 rows × 4 bytes] (w ^ 0x80, i.e. w + 128 unsigned) and
 // the 16 row scales as floats. vpdpbusd then multiplies those 16 rows by 4 activation bytes
@@ -283,8 +243,8 @@ struct Tiles {
 
 Tiles tiles_for(Q8Isa isa) {
   switch (isa) {
-    case Q8Isa::Vnni: return DT_TILES(tile_vnni, 4, 4);
     case Q8Isa::Avx2: return DT_TILES(tile_avx2, 4, 2);
+    case Q8Isa::Vnni:  // product_vnni
     case Q8Isa::Scalar: break;
   }
   return DT_TILES(tile_scalar, 4, 4);
