@@ -2,7 +2,7 @@
 // deltatune side of scripts/bench_llama.sh (its peer: bench/llama_bench.mjs, llama.cpp through
 // node-llama-cpp, on the same file):
 //
-//   infer_bench MODEL.gguf [--adapter PEFT_DIR] [--prompt 512] [--gen 128] [--threads N]
+//   infer_bench MODEL.gguf [--adapter PEFT_DIR] [--prompt 512] [--gen 128] [--threads N] [--int8 on|off]
 //     prompt processing: one feed of `prompt` token ids (id_i = (i·7919 + 17) mod 150000, the
 //     peer's too), timed; then generation: `gen` feeds of one token each, greedy (the argmax of
 //     the last logits, starting from token 42 after the prompt), timed. With --adapter the PEFT
@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "infer/session.h"
+#include "ops/cpu/q8_product.h"
 #include "lora/adapter.h"
 #include "model/weights.h"
 
@@ -60,7 +61,8 @@ int make_adapter(const std::string& model_path, const std::string& out, int rank
   return 0;
 }
 
-int run(const std::string& model_path, const std::string& adapter_path, int64_t prompt_tokens, int64_t gen_tokens) {
+int run(const std::string& model_path, const std::string& adapter_path, int64_t prompt_tokens, int64_t gen_tokens,
+        bool int8) {
   auto t0 = std::chrono::steady_clock::now();
   const Model model = Model::load(model_path);
   LoraAdapter adapter;
@@ -75,6 +77,7 @@ int run(const std::string& model_path, const std::string& adapter_path, int64_t 
   for (int64_t i = 0; i < prompt_tokens; ++i) prompt[size_t(i)] = (i * 7919 + 17) % vocab;
 
   InferenceSession<float> session(model);
+  session.set_int8_activations(int8);
   t0 = std::chrono::steady_clock::now();
   std::vector<float> logits = session.feed(prompt, lora);
   const double prompt_s = seconds_since(t0);
@@ -89,10 +92,10 @@ int run(const std::string& model_path, const std::string& adapter_path, int64_t 
   std::printf(
       "{\"engine\": \"deltatune\", \"model\": \"%s\", \"adapter\": \"%s\", \"threads\": %d, \"load_s\": %.3f, "
       "\"prompt_tokens\": %lld, \"prompt_s\": %.3f, \"prompt_tok_s\": %.2f, \"gen_tokens\": %lld, \"gen_s\": %.3f, "
-      "\"gen_tok_s\": %.2f, \"last_token\": %lld, \"peak_rss_GiB\": %.2f}\n",
+      "\"gen_tok_s\": %.2f, \"last_token\": %lld, \"peak_rss_GiB\": %.2f, \"int8_q8_0\": \"%s\"}\n",
       model_path.c_str(), adapter_path.c_str(), num_threads(), load_s, (long long)prompt_tokens, prompt_s,
       double(prompt_tokens) / prompt_s, (long long)gen_tokens, gen_s, gen_tokens > 0 ? double(gen_tokens) / gen_s : 0.0, (long long)next,
-      peak_rss_gib());
+      peak_rss_gib(), int8 ? q8_isa_name(q8_default_isa()) : "off");
   return 0;
 }
 
@@ -122,8 +125,10 @@ int main(int argc, char** argv) {
     const std::string adapter = option("--adapter", "");
     const int64_t prompt = std::stoll(option("--prompt", "512"));
     const int64_t gen = std::stoll(option("--gen", "128"));
-    DT_CHECK(args.size() == 1, "usage: infer_bench MODEL [--adapter DIR] [--prompt N] [--gen N] [--threads N]");
-    return run(args[0], adapter, prompt, gen);
+    const std::string int8 = option("--int8", "on");
+    DT_CHECK(int8 == "on" || int8 == "off", "--int8 takes on or off");
+    DT_CHECK(args.size() == 1, "usage: infer_bench MODEL [--adapter DIR] [--prompt N] [--gen N] [--threads N] [--int8 on|off]");
+    return run(args[0], adapter, prompt, gen, int8 == "on");
   } catch (const Error& e) {
     std::fprintf(stderr, "infer_bench: error: %s\n", e.what());
     return 1;

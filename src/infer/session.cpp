@@ -17,6 +17,7 @@ template <class T>
 std::vector<T> InferenceSession<T>::feed(std::span<const int64_t> tokens, const LoraRun& lora) {
   DT_CHECK(!tokens.empty(), "feed: no tokens");
   const ModelConfig& c = model_.config();
+  const Int8ActivationScope int8(int8_mode_);
   const Batch batch = make_batch(std::vector<int64_t>(tokens.begin(), tokens.end()));
   std::vector<T> hidden(static_cast<size_t>(batch.tokens() * c.hidden_size));
   model_forward_hidden(model_, lora, batch, hidden.data(), arena_, &state_);
