@@ -62,19 +62,7 @@ TEST(ModelCuda, RandomModelsBothLayouts) {
 TEST(ModelCuda, WellConditionedModels) {
   DT_REQUIRE_GPU();
   WorstErrors worst("GPU model vs CPU float32, well-conditioned models");
-  const Batch batch = random_batch({50, 90, 1, 30}, 512, 14);
-  ModelConfig attention_only = tiny_config(2, 2);
-  attention_only.layer_kinds.assign(size_t(attention_only.num_layers), LayerKind::FullAttention);
-  const Model a = Model::random(attention_only, DType::BF16, 9);
-  LoraAdapter adapter_a = random_adapter(a.config(), 8, 0.0, 3);
-  check_model_against_cpu("attention only", a, adapter_a, batch, kGpu, true, worst);
-  ModelConfig one_gdn = tiny_config(2, 4, 32, 32);
-  one_gdn.num_layers = 1;
-  one_gdn.layer_kinds = {LayerKind::LinearAttention};
-  const Model g = Model::random(one_gdn, DType::BF16, 10);
-  set_slow_decays(g, 11);
-  LoraAdapter adapter_g = random_adapter(g.config(), 8, 0.0, 3);
-  check_model_against_cpu("one gated deltanet layer", g, adapter_g, batch, kGpu, true, worst);
+  check_well_conditioned_models(kGpu, worst);
 }
 
 // The real model's head sizes (attention head_dim 256 with 8 query and 2 kv heads, Gated
