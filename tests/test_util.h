@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -147,6 +148,24 @@ inline double weighted_sum(const std::vector<double>& out, const std::vector<dou
   double s = 0;
   for (size_t i = 0; i < out.size(); ++i) s += out[i] * r[i];
   return s;
+}
+
+// A pre-tokenized JSONL dataset the trainer tests learn from: counting sequences (token i+1 follows
+// token i, ids 10..41) of 8 to 27 tokens; the first 3 positions are "prompt" (label -100).
+inline void write_counting_dataset(const std::string& path, int rows, uint64_t seed = 5) {
+  std::ofstream data(path);
+  Rng rng(seed);
+  for (int row = 0; row < rows; ++row) {
+    const int64_t start = int64_t(rng.next_u64() % 32), len = 8 + int64_t(rng.next_u64() % 20);
+    std::string ids = "[", labels = "[";
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t tok = 10 + (start + i) % 32;
+      if (i) ids += ",", labels += ",";
+      ids += std::to_string(tok);
+      labels += std::to_string(i < 3 ? -100 : tok);
+    }
+    data << "{\"input_ids\": " << ids << "], \"labels\": " << labels << "]}\n";
+  }
 }
 
 }  // namespace deltatune::testing_util

@@ -43,19 +43,7 @@ class GgufBaseTrain : public ::testing::Test {
                                       {"added_tokens", nlohmann::json::array()}};
     fs::create_directories(path("tok"));
     std::ofstream(path("tok/tokenizer.json")) << tokenizer.dump();
-    std::ofstream data(path("data.jsonl"));
-    Rng rng(5);
-    for (int row = 0; row < 30; ++row) {
-      const int64_t start = int64_t(rng.next_u64() % 32), len = 8 + int64_t(rng.next_u64() % 20);
-      std::string ids = "[", labels = "[";
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t tok = 10 + (start + i) % 32;
-        if (i) ids += ",", labels += ",";
-        ids += std::to_string(tok);
-        labels += std::to_string(i < 3 ? -100 : tok);
-      }
-      data << "{\"input_ids\": " << ids << "], \"labels\": " << labels << "]}\n";
-    }
+    testing_util::write_counting_dataset(path("data.jsonl"), 30);
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/rng.h"
+#include "test_util.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/presets.h"
@@ -37,20 +38,7 @@ class TrainerTest : public ::testing::Test {
     ModelConfig c = preset_config("tiny");
     c.vocab_size = 64;
     Model::random(c, DType::BF16, 3).save(path("model"));
-    // Counting sequences: token i+1 follows token i; the first 3 positions are "prompt" (-100).
-    std::ofstream data(path("data.jsonl"));
-    Rng rng(5);
-    for (int row = 0; row < 40; ++row) {
-      const int64_t start = int64_t(rng.next_u64() % 32), len = 8 + int64_t(rng.next_u64() % 20);
-      std::string ids = "[", labels = "[";
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t tok = 10 + (start + i) % 32;
-        if (i) ids += ",", labels += ",";
-        ids += std::to_string(tok);
-        labels += std::to_string(i < 3 ? -100 : tok);
-      }
-      data << "{\"input_ids\": " << ids << "], \"labels\": " << labels << "]}\n";
-    }
+    testing_util::write_counting_dataset(path("data.jsonl"), 40);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
