@@ -177,7 +177,10 @@ void attention_on_gpu() {
            {{0, 33, 100}, 3, 1, 100},        // odd head dim, padded to 112
            {{0, 64, 65}, 2, 2, 64},
            {{0, 300, 301, 1000, 2048}, 8, 2, 256},  // the 0.8B model's heads, packed
-           {{0, 2048}, 16, 4, 256}})                // the 4B model's heads, one sequence
+           {{0, 2048}, 16, 4, 256},                 // the 4B model's heads, one sequence
+           // head dim 128 (the bf16 mma kernels' middle size), groups of 3, odd lengths
+           {{0, 130, 131, 1130}, 6, 2, 128},
+           {{0, 97, 353}, 4, 4, 64}})
     check_attention<T>(mem, c, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCuda, AttentionFloat) {

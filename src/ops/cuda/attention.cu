@@ -15,8 +15,13 @@
 // accumulation), P and dS enter the products as T. Exponents are ≤ 0: scale S − m with m the row
 // max, scale S − lse.
 #include <cmath>
+#include <cstdlib>
+#include <initializer_list>
+#include <string_view>
+#include <type_traits>
 
 #include "ops/attention_cuda.h"
+#include "ops/cuda/attention_mma.cuh"
 #include "ops/cuda/kernel_runner.cuh"
 
 namespace deltatune {
@@ -386,6 +391,52 @@ dim3 tile_grid(int64_t max_seqlen, int tile, int heads, int64_t num_sequences) {
   return dim3(unsigned(tiles), unsigned(heads), unsigned(num_sequences));
 }
 
+// The register-accumulator kernels (attention_mma.cuh) run bf16 on the GPU at head dims 64, 128
+// and 256, with rows aligned for 16-byte copies; everything else takes the generic kernels above.
+// DELTATUNE_ATTENTION=generic forces the generic kernels (to compare the two in one binary).
+bool mma_path(const AttentionShape& s, const cuda::Target& target, int64_t ldq, int64_t ldkv,
+              std::initializer_list<const void*> pointers) {
+  static const bool generic = [] {
+    const char* e = std::getenv("DELTATUNE_ATTENTION");
+    return e && std::string_view(e) == "generic";
+  }();
+  if (target.emulate || generic) return false;
+  if (s.head_dim != 64 && s.head_dim != 128 && s.head_dim != 256) return false;
+  if (ldq % 8 != 0 || ldkv % 8 != 0) return false;
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+template <class T>
+attention_mma::Args mma_args(const AttentionArgs<T>& g) {
+  attention_mma::Args a{};
+  a.H = g.H;
+  a.Hkv = g.Hkv;
+  a.group = g.group;
+  a.scale = g.scale;
+  a.scale_log2 = g.scale * attention_mma::kLog2e;
+  a.cu = g.cu;
+  a.q = g.q;
+  a.k = g.k;
+  a.v = g.v;
+  a.ldq = g.ldq;
+  a.ldkv = g.ldkv;
+  return a;
+}
+
+template <template <int> class Body>
+void launch_mma(const char* name, const attention_mma::Args& a, int head_dim, dim3 grid,
+                const cuda::Target& target) {
+  constexpr int threads = attention_mma::kThreads;
+  switch (head_dim) {
+    case 64: cuda::launch<threads>(target, name, Body<64>{a}, grid, Body<64>::shared_bytes()); break;
+    case 128: cuda::launch<threads>(target, name, Body<128>{a}, grid, Body<128>::shared_bytes()); break;
+    case 256: cuda::launch<threads>(target, name, Body<256>{a}, grid, Body<256>::shared_bytes()); break;
+    default: fail("attention (CUDA): no mma kernel for head_dim ", head_dim);
+  }
+}
+
 }  // namespace
 
 size_t attention_cuda_backward_workspace_bytes(const AttentionShape& shape) {
@@ -398,6 +449,17 @@ void attention_cuda_forward(const AttentionShape& shape, const int64_t* cu_seqle
                             const T* k, const T* v, int64_t ldkv, T* out, float* lse,
                             cuda::Target target) {
   AttentionArgs<T> a = make_args(shape, cu_seqlens, num_sequences, q, ldq, k, v, ldkv);
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (mma_path(shape, target, ldq, ldkv, {q, k, v, out})) {
+      attention_mma::Args m = mma_args(a);
+      m.out = out;
+      m.lse = lse;
+      const dim3 grid = tile_grid(max_seqlen, attention_mma::kRows, shape.heads, num_sequences);
+      m.tiles_x = int(grid.x);
+      launch_mma<attention_mma::Forward>("attention forward (mma)", m, shape.head_dim, grid, target);
+      return;
+    }
+  }
   a.out = out;
   a.lse = lse;
   using Body = ForwardBody<T, Tiles<T>::kForwardQ, Tiles<T>::kForwardK>;
@@ -424,6 +486,28 @@ void attention_cuda_backward(const AttentionShape& shape, const int64_t* cu_seql
   a.dq = dq;
   a.dk = dk;
   a.dv = dv;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (mma_path(shape, target, ldq, ldkv, {q, k, v, out, d_out, dq, dk, dv})) {
+      attention_mma::Args m = mma_args(a);
+      m.d_out = d_out;
+      m.lse_in = lse;
+      m.D = D;
+      m.dq = dq;
+      m.dk = dk;
+      m.dv = dv;
+      dim3 grid = tile_grid(max_seqlen, attention_mma::kRows, shape.heads, num_sequences);
+      m.tiles_x = int(grid.x);
+      launch_mma<attention_mma::QueryGrad>("attention backward: dq (mma)", m, shape.head_dim,
+                                           grid, target);
+      grid = tile_grid(max_seqlen, attention_mma::kRows, shape.kv_heads, num_sequences);
+      m.tiles_x = int(grid.x);
+      launch_mma<attention_mma::KeyGrad>("attention backward: dk (mma)", m, shape.head_dim, grid,
+                                         target);
+      launch_mma<attention_mma::ValueGrad>("attention backward: dv (mma)", m, shape.head_dim, grid,
+                                           target);
+      return;
+    }
+  }
   constexpr int BQ = Tiles<T>::kGradQ, BK = Tiles<T>::kGradK;
   using QueryGrad = QueryGradBody<T, BQ, BK>;
   dim3 grid = tile_grid(max_seqlen, BQ, shape.heads, num_sequences);

@@ -1,0 +1,429 @@
+// The fast bf16 path of the causal GQA attention (ops/attention_cuda.h) for head dims 64, 128 and
+// 256 on the GPU: FlashAttention-2's loop order with every accumulator in registers.
+//   A block is 4 warps over 64 rows of its own side; each warp owns 16 rows and, for them, the
+//   scores of a tile of the other side (product_nt) and the output rows (product_rn, the scores
+//   or their gradients fed straight from registers, warp_mma.cuh). Shared memory holds the own
+//   rows and one tile of each other-side operand; the next tile is copied asynchronously while
+//   the current one is used, one operand behind the other (below). ~101 KiB a block at head dim
+//   256, so two blocks share an SM.
+//   forward  own queries, key tiles of 64:   S = Q Kᵀ, online softmax, O += P V
+//   dQ       own queries, key tiles of 32:   dP = dO Vᵀ, S = Q Kᵀ, dS = P (dP − D), dQ += dS K
+//   dK       own keys, query tiles of 32 of every head of the group:
+//                                            dPᵀ = V dOᵀ, Sᵀ = K Qᵀ, dSᵀ, dK += dSᵀ Q
+//   dV       own keys, query tiles of 32 of every head of the group: Sᵀ = K Qᵀ, dV += Pᵀ dO
+// dK and dV are separate kernels because [16 × 256] float accumulators of both do not fit one
+// warp's registers; dV recomputes Sᵀ (one product of seven). Deterministic: each output row is
+// summed by one warp in a fixed order. Exponentials in base 2 with the scale folded in.
+// The generic kernels (attention.cu) remain the emulated path and the fallback for other shapes.
+#pragma once
+
+#include <cmath>
+
+#include "ops/cuda/kernel_runner.cuh"
+#include "ops/cuda/warp_mma.cuh"
+
+namespace deltatune::attention_mma {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kWarps = 4, kThreads = 32 * kWarps, kRows = 16 * kWarps;  // own rows per block
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
+struct Args {
+  int H, Hkv, group;
+  float scale, scale_log2;  // scale · log2(e)
+  const int64_t* cu;
+  int tiles_x;  // own-row tiles of the longest sequence
+  const bf16 *q, *k, *v;
+  int64_t ldq, ldkv;
+  bf16* out;  // forward: [T, H, d]
+  float* lse;
+  const bf16* d_out;  // backward: [T, H, d]
+  const float *lse_in, *D;
+  bf16 *dq, *dk, *dv;
+};
+
+// A padded tile of `rows` rows of head dim D, in bytes.
+template <int D>
+constexpr size_t tile_bytes(int rows) {
+  return size_t(rows) * (D + 8) * sizeof(bf16);
+}
+
+#if defined(__CUDA_ARCH__)
+
+// Where the C-fragment element e (0..3) of n-tile n sits in a warp's 16 × (8·NT) tile.
+__device__ __forceinline__ int frag_row(int lane, int e) { return lane / 4 + (e >> 1) * 8; }
+__device__ __forceinline__ int frag_col(int lane, int n, int e) { return n * 8 + 2 * (lane % 4) + (e & 1); }
+
+// Writes a warp's 16 × D float accumulator rows (times `scale`) as bf16 to dst rows (row stride ld),
+// rows at or past `valid` skipped.
+template <int D>
+__device__ __forceinline__ void store_rows(const float (&acc)[D / 8][4], float scale, bf16* dst,
+                                           int64_t ld, int valid, int lane) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = frag_row(lane, 2 * r);
+    if (row >= valid) continue;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<__nv_bfloat162*>(dst + row * ld + frag_col(lane, n, 0)) =
+          __floats2bfloat162_rn(scale * acc[n][2 * r], scale * acc[n][2 * r + 1]);
+  }
+}
+
+#endif
+
+template <int D>
+struct Forward {
+  static constexpr int BC = 64, LD = D + 8;
+  Args a;
+  static size_t shared_bytes() { return tile_bytes<D>(kRows + 2 * BC); }
+  DT_HD void operator()(const cuda::Block& b, int bx, int h, int s, char* shared) const {
+#if defined(__CUDA_ARCH__)
+    run(b.thread, bx, h, s, reinterpret_cast<bf16*>(shared));
+#endif
+  }
+#if defined(__CUDA_ARCH__)
+  __device__ void run(int thread, int bx, int h, int s, bf16* sq) const {
+    using namespace cuda::mma;
+    const int64_t start = a.cu[s];
+    const int len = int(a.cu[s + 1] - start), q0 = (a.tiles_x - 1 - bx) * kRows;
+    if (q0 >= len) return;
+    const int warp = thread / 32, lane = thread % 32, rows = min(kRows, len - q0);
+    bf16 *sk = sq + kRows * LD, *sv = sk + BC * LD;
+    const bf16* kg = a.k + start * a.ldkv + (h / a.group) * D;
+    const bf16* vg = a.v + start * a.ldkv + (h / a.group) * D;
+    load_rows_async<D, kThreads>(sq, a.q + (start + q0) * a.ldq + h * D, a.ldq, kRows, rows, thread);
+    load_rows_async<D, kThreads>(sk, kg, a.ldkv, BC, min(BC, len), thread);
+    commit_copies();
+    load_rows_async<D, kThreads>(sv, vg, a.ldkv, BC, min(BC, len), thread);
+    commit_copies();
+    const int tiles = (q0 + rows - 1) / BC + 1, row0 = q0 + warp * 16;
+    float o[D / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int j = 0; j < tiles; ++j) {
+      const int k0 = j * BC;
+      // Copies in flight here: K_j (with Q at j = 0), then V_j. K_{j+1} is fetched while the
+      // softmax and P V run, V_{j+1} while the next S does.
+      wait_copies<1>();
+      __syncthreads();
+      float p[BC / 8][4] = {};
+      product_nt<D, BC / 8>(p, sq + warp * 16 * LD, sk, lane);
+      __syncthreads();
+      if (j + 1 < tiles)
+        load_rows_async<D, kThreads>(sk, kg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
+                                     min(BC, len - k0 - BC), thread);
+      commit_copies();
+      const bool mask = k0 + BC - 1 > q0 || k0 + BC > len;
+      float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = row0 + frag_row(lane, e), col = k0 + frag_col(lane, n, e);
+          float x = p[n][e] * a.scale_log2;
+          if (mask && (col > row || col >= len)) x = -INFINITY;
+          p[n][e] = x;
+          tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
+        }
+      float base[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float m_new = fmaxf(m[r], quad_max(tile_max[r]));
+        base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
+        const float alpha = exp2f(m[r] - base[r]);
+        m[r] = m_new;
+        l[r] *= alpha;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+          o[n][2 * r] *= alpha;
+          o[n][2 * r + 1] *= alpha;
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          p[n][e] = exp2f(p[n][e] - base[e >> 1]);
+          l[e >> 1] += p[n][e];
+        }
+      wait_copies<1>();
+      __syncthreads();
+      product_rn<BC, D / 8>(o, p, sv, lane);
+      __syncthreads();
+      if (j + 1 < tiles)
+        load_rows_async<D, kThreads>(sv, vg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
+                                     min(BC, len - k0 - BC), thread);
+      commit_copies();
+    }
+    wait_copies<0>();
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] = quad_sum(l[r]);
+      inv[r] = 1.0f / l[r];
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][2 * r] *= inv[r];
+        o[n][2 * r + 1] *= inv[r];
+      }
+    }
+    const int64_t ld_out = int64_t(a.H) * D;
+    store_rows<D>(o, 1.0f, a.out + (start + row0) * ld_out + h * D, ld_out, len - row0, lane);
+    if (lane % 4 == 0)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = row0 + frag_row(lane, 2 * r);
+        if (row < len) a.lse[(start + row) * a.H + h] = (m[r] + log2f(l[r])) * kLn2;
+      }
+  }
+#endif
+};
+
+template <int D>
+struct QueryGrad {
+  static constexpr int BC = 32, LD = D + 8;
+  Args a;
+  static size_t shared_bytes() { return tile_bytes<D>(2 * kRows + 2 * BC); }
+  DT_HD void operator()(const cuda::Block& b, int bx, int h, int s, char* shared) const {
+#if defined(__CUDA_ARCH__)
+    run(b.thread, bx, h, s, reinterpret_cast<bf16*>(shared));
+#endif
+  }
+#if defined(__CUDA_ARCH__)
+  __device__ void run(int thread, int bx, int h, int s, bf16* sq) const {
+    using namespace cuda::mma;
+    const int64_t start = a.cu[s];
+    const int len = int(a.cu[s + 1] - start), q0 = (a.tiles_x - 1 - bx) * kRows;
+    if (q0 >= len) return;
+    const int warp = thread / 32, lane = thread % 32, rows = min(kRows, len - q0);
+    const int64_t ld_do = int64_t(a.H) * D;
+    bf16 *sdo = sq + kRows * LD, *sk = sdo + kRows * LD, *sv = sk + BC * LD;
+    const bf16* kg = a.k + start * a.ldkv + (h / a.group) * D;
+    const bf16* vg = a.v + start * a.ldkv + (h / a.group) * D;
+    load_rows_async<D, kThreads>(sq, a.q + (start + q0) * a.ldq + h * D, a.ldq, kRows, rows, thread);
+    load_rows_async<D, kThreads>(sdo, a.d_out + (start + q0) * ld_do + h * D, ld_do, kRows, rows,
+                                 thread);
+    load_rows_async<D, kThreads>(sv, vg, a.ldkv, BC, min(BC, len), thread);
+    commit_copies();
+    load_rows_async<D, kThreads>(sk, kg, a.ldkv, BC, min(BC, len), thread);
+    commit_copies();
+    const int tiles = (q0 + rows - 1) / BC + 1, row0 = q0 + warp * 16;
+    float lse2[2], Drow[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + frag_row(lane, 2 * r);
+      lse2[r] = row < len ? a.lse_in[(start + row) * a.H + h] * kLog2e : 0.0f;
+      Drow[r] = row < len ? a.D[(start + row) * a.H + h] : 0.0f;
+    }
+    float dq[D / 8][4] = {};
+    for (int j = 0; j < tiles; ++j) {
+      const int k0 = j * BC;
+      // In flight: V_j, then K_j. V_{j+1} is fetched during S and dQ, K_{j+1} during the next dP.
+      wait_copies<1>();
+      __syncthreads();
+      float dp[BC / 8][4] = {};
+      product_nt<D, BC / 8>(dp, sdo + warp * 16 * LD, sv, lane);
+      __syncthreads();
+      if (j + 1 < tiles)
+        load_rows_async<D, kThreads>(sv, vg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
+                                     min(BC, len - k0 - BC), thread);
+      commit_copies();
+      wait_copies<1>();
+      __syncthreads();
+      float ds[BC / 8][4] = {};
+      product_nt<D, BC / 8>(ds, sq + warp * 16 * LD, sk, lane);
+      const bool mask = k0 + BC - 1 > q0 || k0 + BC > len;
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = row0 + frag_row(lane, e), col = k0 + frag_col(lane, n, e);
+          const bool hidden = mask && (col > row || col >= len);
+          const float p = hidden ? 0.0f : exp2f(ds[n][e] * a.scale_log2 - lse2[e >> 1]);
+          ds[n][e] = p * (dp[n][e] - Drow[e >> 1]);
+        }
+      product_rn<BC, D / 8>(dq, ds, sk, lane);
+      __syncthreads();
+      if (j + 1 < tiles)
+        load_rows_async<D, kThreads>(sk, kg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
+                                     min(BC, len - k0 - BC), thread);
+      commit_copies();
+    }
+    wait_copies<0>();
+    store_rows<D>(dq, a.scale, a.dq + (start + row0) * a.ldq + h * D, a.ldq, len - row0, lane);
+  }
+#endif
+};
+
+// The key-side kernels walk (head of the group, query tile) pairs: the query tiles at or after the
+// block's keys, of each query head that reads this kv head.
+struct KeySteps {
+  int first_tile, tiles_per_head, count;
+  DT_HD static KeySteps make(int k0, int len, int tile, int group) {
+    const int first = k0 / tile, per_head = (len - 1) / tile - first + 1;
+    return {first, per_head, per_head * group};
+  }
+  DT_HD int head(int step, int kvh, int group) const { return kvh * group + step / tiles_per_head; }
+  DT_HD int query0(int step, int tile) const { return (first_tile + step % tiles_per_head) * tile; }
+};
+
+template <int D>
+struct KeyGrad {
+  static constexpr int BC = 32, LD = D + 8;
+  Args a;
+  static size_t shared_bytes() { return tile_bytes<D>(2 * kRows + 2 * BC) + 2 * BC * sizeof(float); }
+  DT_HD void operator()(const cuda::Block& b, int bx, int kvh, int s, char* shared) const {
+#if defined(__CUDA_ARCH__)
+    run(b.thread, bx, kvh, s, reinterpret_cast<bf16*>(shared));
+#endif
+  }
+#if defined(__CUDA_ARCH__)
+  // Q rows of a step into sq with their lse (base 2) and D into srow (plain loads: read after the
+  // next barrier).
+  __device__ void fetch_queries(int step, const KeySteps& st, int kvh, int64_t start, int len,
+                                int thread, bf16* sq, float* srow) const {
+    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+    cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
+                                            min(BC, len - qa), thread);
+    for (int i = thread; i < BC; i += kThreads) {
+      const bool in = qa + i < len;
+      srow[i] = in ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
+      srow[BC + i] = in ? a.D[(start + qa + i) * a.H + h] : 0.0f;
+    }
+  }
+  __device__ void fetch_grads(int step, const KeySteps& st, int kvh, int64_t start, int len,
+                              int thread, bf16* sdo) const {
+    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+    const int64_t ld_do = int64_t(a.H) * D;
+    cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
+                                            min(BC, len - qa), thread);
+  }
+  __device__ void run(int thread, int bx, int kvh, int s, bf16* sk) const {
+    using namespace cuda::mma;
+    const int64_t start = a.cu[s];
+    const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
+    if (k0 >= len) return;
+    const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
+    bf16 *sv = sk + kRows * LD, *sq = sv + kRows * LD, *sdo = sq + BC * LD;
+    float* srow = reinterpret_cast<float*>(sdo + BC * LD);  // lse (base 2), then D
+    const KeySteps st = KeySteps::make(k0, len, BC, a.group);
+    load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
+    load_rows_async<D, kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
+    fetch_grads(0, st, kvh, start, len, thread, sdo);
+    commit_copies();
+    fetch_queries(0, st, kvh, start, len, thread, sq, srow);
+    commit_copies();
+    const int row0 = k0 + warp * 16;
+    float dk[D / 8][4] = {};
+    for (int step = 0; step < st.count; ++step) {
+      const int qa = st.query0(step, BC);
+      // In flight: dO of this step, then its Q; the next dO comes during Sᵀ and dK, the next Q
+      // during the next dPᵀ.
+      wait_copies<1>();
+      __syncthreads();
+      float dp[BC / 8][4] = {};
+      product_nt<D, BC / 8>(dp, sv + warp * 16 * LD, sdo, lane);
+      __syncthreads();
+      if (step + 1 < st.count) fetch_grads(step + 1, st, kvh, start, len, thread, sdo);
+      commit_copies();
+      wait_copies<1>();
+      __syncthreads();
+      float ds[BC / 8][4] = {};
+      product_nt<D, BC / 8>(ds, sk + warp * 16 * LD, sq, lane);
+      const bool mask = qa < k0 + kRows - 1 || qa + BC > len;
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = row0 + frag_row(lane, e), c = frag_col(lane, n, e), query = qa + c;
+          const bool hidden = mask && (query < key || query >= len);
+          const float p = hidden ? 0.0f : exp2f(ds[n][e] * a.scale_log2 - srow[c]);
+          ds[n][e] = p * (dp[n][e] - srow[BC + c]);
+        }
+      product_rn<BC, D / 8>(dk, ds, sq, lane);
+      __syncthreads();
+      if (step + 1 < st.count) fetch_queries(step + 1, st, kvh, start, len, thread, sq, srow);
+      commit_copies();
+    }
+    wait_copies<0>();
+    store_rows<D>(dk, a.scale, a.dk + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
+  }
+#endif
+};
+
+template <int D>
+struct ValueGrad {
+  static constexpr int BC = 32, LD = D + 8;
+  Args a;
+  static size_t shared_bytes() { return tile_bytes<D>(kRows + 2 * BC) + BC * sizeof(float); }
+  DT_HD void operator()(const cuda::Block& b, int bx, int kvh, int s, char* shared) const {
+#if defined(__CUDA_ARCH__)
+    run(b.thread, bx, kvh, s, reinterpret_cast<bf16*>(shared));
+#endif
+  }
+#if defined(__CUDA_ARCH__)
+  __device__ void fetch_queries(int step, const KeySteps& st, int kvh, int64_t start, int len,
+                                int thread, bf16* sq, float* slse) const {
+    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+    cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
+                                            min(BC, len - qa), thread);
+    for (int i = thread; i < BC; i += kThreads)
+      slse[i] = qa + i < len ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
+  }
+  __device__ void fetch_grads(int step, const KeySteps& st, int kvh, int64_t start, int len,
+                              int thread, bf16* sdo) const {
+    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+    const int64_t ld_do = int64_t(a.H) * D;
+    cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
+                                            min(BC, len - qa), thread);
+  }
+  __device__ void run(int thread, int bx, int kvh, int s, bf16* sk) const {
+    using namespace cuda::mma;
+    const int64_t start = a.cu[s];
+    const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
+    if (k0 >= len) return;
+    const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
+    bf16 *sq = sk + kRows * LD, *sdo = sq + BC * LD;
+    float* slse = reinterpret_cast<float*>(sdo + BC * LD);
+    const KeySteps st = KeySteps::make(k0, len, BC, a.group);
+    load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
+    fetch_queries(0, st, kvh, start, len, thread, sq, slse);
+    commit_copies();
+    fetch_grads(0, st, kvh, start, len, thread, sdo);
+    commit_copies();
+    const int row0 = k0 + warp * 16;
+    float dv[D / 8][4] = {};
+    for (int step = 0; step < st.count; ++step) {
+      const int qa = st.query0(step, BC);
+      // In flight: Q of this step, then its dO; the next Q comes during Pᵀ dO, the next dO
+      // during the next Sᵀ.
+      wait_copies<1>();
+      __syncthreads();
+      float p[BC / 8][4] = {};
+      product_nt<D, BC / 8>(p, sk + warp * 16 * LD, sq, lane);
+      const bool mask = qa < k0 + kRows - 1 || qa + BC > len;
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = row0 + frag_row(lane, e), c = frag_col(lane, n, e), query = qa + c;
+          const bool hidden = mask && (query < key || query >= len);
+          p[n][e] = hidden ? 0.0f : exp2f(p[n][e] * a.scale_log2 - slse[c]);
+        }
+      __syncthreads();
+      if (step + 1 < st.count) fetch_queries(step + 1, st, kvh, start, len, thread, sq, slse);
+      commit_copies();
+      wait_copies<1>();
+      __syncthreads();
+      product_rn<BC, D / 8>(dv, p, sdo, lane);
+      __syncthreads();
+      if (step + 1 < st.count) fetch_grads(step + 1, st, kvh, start, len, thread, sdo);
+      commit_copies();
+    }
+    wait_copies<0>();
+    store_rows<D>(dv, 1.0f, a.dv + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
+  }
+#endif
+};
+
+}  // namespace deltatune::attention_mma
