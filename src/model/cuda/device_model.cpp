@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/dtype.h"
+#include "model/cuda/model_pointwise.h"
 
 namespace deltatune {
 
@@ -70,7 +71,8 @@ DeviceModel::DeviceModel(const Model& model, const cuda::Target& target) : confi
   const bool tied = w.lm_head.data == w.embed_tokens.data;
   auto place_all = [&](Uploader& up) {
     layers_.clear();
-    embed_tokens_ = up.weight(w.embed_tokens);
+    embed_tokens_ = tied ? up.weight(w.embed_tokens) : nullptr;
+    host_embed_tokens_ = tied ? nullptr : &w.embed_tokens;
     norm_ = up.weight(w.norm);
     lm_head_ = tied ? embed_tokens_ : up.weight(w.lm_head);
     for (const LayerWeights& lw : w.layers) {
@@ -109,6 +111,37 @@ DeviceModel::DeviceModel(const Model& model, const cuda::Target& target) : confi
   memory_ = cuda::Memory(sizing.used, target);
   Uploader copying{memory_.as<char>(), 0, &target};
   place_all(copying);
+}
+
+void DeviceModel::embed(std::span<const int64_t> ids, const int64_t* target_ids, bf16* x,
+                        const cuda::Target& target) const {
+  const int64_t V = config_.vocab_size, D = config_.hidden_size, tokens = int64_t(ids.size());
+  for (const int64_t id : ids)
+    DT_CHECK(id >= 0 && id < V, "embedding: token id ", id, " outside the vocabulary [0, ", V, ")");
+  if (embed_tokens_) {
+    embedding_cuda_forward(target_ids, tokens, embed_tokens_, D, x, target);
+    return;
+  }
+  // Gather the rows on the host, as bf16, then one copy.
+  const Tensor& t = *host_embed_tokens_;
+  DT_CHECK(t.is_contiguous() && t.device == Device::CPU && t.ndim == 2 && t.dim(0) == V &&
+               t.dim(1) == D,
+           "DeviceModel: the host embedding is not a contiguous [", V, ", ", D, "] table");
+  const size_t row_bytes = size_t(D) * dtype_size(t.dtype);
+  std::vector<uint16_t> rows(size_t(tokens * D));
+  std::vector<float> row(t.dtype == DType::BF16 ? 0 : size_t(D));
+#pragma omp parallel for schedule(static) firstprivate(row)
+  for (int64_t i = 0; i < tokens; ++i) {
+    const char* src = static_cast<const char*>(t.data) + size_t(ids[size_t(i)]) * row_bytes;
+    uint16_t* dst = rows.data() + size_t(i * D);
+    if (t.dtype == DType::BF16) {
+      std::memcpy(dst, src, row_bytes);
+    } else {
+      convert_to<float>(src, t.dtype, row.data(), size_t(D));
+      convert_from<float>(row.data(), dst, DType::BF16, size_t(D));
+    }
+  }
+  cuda::copy_to_target(x, rows.data(), rows.size() * sizeof(uint16_t), target);
 }
 
 }  // namespace deltatune

@@ -1,11 +1,14 @@
 // The frozen base model on the GPU: every weight of model/weights.h copied once to device memory
 // as bf16 (whatever its file dtype), except the Gated DeltaNet's A_log and dt_bias, which stay
 // float (they enter exp and softplus). One allocation holds them all; a tied lm_head is the
-// embedding itself. Built only with -DDELTATUNE_CUDA=ON.
+// embedding itself. An untied embedding stays in host memory: a step needs only its batch's rows
+// (tokens × hidden, gathered on the host and copied), while the table is vocab × hidden (1.2 GiB
+// at the 4B shape, an eighth of its weights). Built only with -DDELTATUNE_CUDA=ON.
 #pragma once
 
 #include <cuda_bf16.h>
 
+#include <span>
 #include <vector>
 
 #include "core/cuda/device_arena.h"
@@ -48,7 +51,12 @@ class DeviceModel {
 
   const ModelConfig& config() const { return config_; }
   const std::vector<DeviceLayer>& layers() const { return layers_; }
-  const __nv_bfloat16* embed_tokens() const { return embed_tokens_; }  // [V, D]
+  // x[t] = embedding row of ids[t], x in target memory ([tokens, D] bf16); the same ids on the
+  // host and in target memory. The host model this DeviceModel was made from must outlive it
+  // when the embedding is untied.
+  void embed(std::span<const int64_t> ids, const int64_t* target_ids, __nv_bfloat16* x,
+             const cuda::Target& target) const;
+  bool embedding_on_device() const { return embed_tokens_ != nullptr; }
   const __nv_bfloat16* norm() const { return norm_; }                  // [D]
   const __nv_bfloat16* lm_head() const { return lm_head_; }            // [V, D]
   size_t bytes() const { return memory_.bytes(); }
@@ -57,7 +65,8 @@ class DeviceModel {
   ModelConfig config_;
   cuda::Memory memory_;
   std::vector<DeviceLayer> layers_;
-  const __nv_bfloat16* embed_tokens_ = nullptr;
+  const __nv_bfloat16* embed_tokens_ = nullptr;  // [V, D] on the device, or null:
+  const Tensor* host_embed_tokens_ = nullptr;     // the host model's (untied) table
   const __nv_bfloat16* norm_ = nullptr;
   const __nv_bfloat16* lm_head_ = nullptr;
 };

@@ -125,7 +125,7 @@ LossSum model_loss_cuda(const DeviceModel& model, const DeviceLoraRun& lora, con
   const int64_t tokens = db.tokens(), n = tokens * D;
   bf16* x = arena.alloc<bf16>(n);
   bf16* next = arena.alloc<bf16>(n);
-  embedding_cuda_forward(db.input_ids(), tokens, model.embed_tokens(), D, x, target);
+  model.embed(batch.input_ids, db.input_ids(), x, target);
   for (int l = 0; l < c.num_layers; ++l) {
     const cuda::DeviceArena::Mark m = arena.mark();
     DeviceDecoderActivations act;
@@ -167,7 +167,7 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
   std::vector<bf16*> x(static_cast<size_t>(L + 1));
   for (bf16*& p : x) p = arena.alloc<bf16>(n);
   std::vector<DeviceDecoderActivations> acts(static_cast<size_t>(L));
-  embedding_cuda_forward(db.input_ids(), tokens, model.embed_tokens(), D, x[0], target);
+  model.embed(batch.input_ids, db.input_ids(), x[0], target);
   for (int l = 0; l < L; ++l) {
     const cuda::DeviceArena::Mark m = arena.mark();
     decoder_layer_forward(context(l), model.layers()[size_t(l)], x[size_t(l)], x[size_t(l + 1)],
