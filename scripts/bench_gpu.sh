@@ -14,8 +14,10 @@
 # gated delta rule forward + backward at 4096 tokens, dk = dv = 128, with 16/16 and 16/32 key/value
 # heads (bench/cuda/delta_rule_cuda_bench), its per-kernel profile, its peer (flash-linear-attention's
 # chunk_gated_delta_rule, scripts/bench_fla_delta_rule.py), the 0.8B training step with checkpointing
-# off and the training step's per-kernel profile. PRESETS (default "0.8b 2b 4b"), FLA_TIMEOUT and
-# TORCH_TIMEOUT (seconds each peer run may take, default 420 and 240) adjust the rest. On a fresh
+# off and the training step's per-kernel profile. The peer's torch path (transformers' own delta
+# rule, ~6× slower than with fla) runs when fla is absent, or with BENCH_TORCH=1. PRESETS (default
+# "0.8b 2b 4b"), FLA_TIMEOUT and TORCH_TIMEOUT (seconds each peer run may take, default 420 and 240)
+# adjust the rest. On a fresh
 # machine flash-linear-attention's Triton kernels compile and autotune in the first steps: more than
 # 150 s at the 0.8B shape and 159 s more at the 4B shape (32 value heads) on an H100 (2026-11-23),
 # so the whole script takes about 9 minutes there; its figures are taken after 2 warm-up steps.
@@ -49,9 +51,12 @@ if python3 -c "import transformers, peft" 2>/dev/null; then
       --presets "$comma" --steps 5 2>&1 | tee -a "$log"
   else
     echo "peer: flash-linear-attention is not importable here: its path not measured" | tee -a "$log"
+    BENCH_TORCH=1
   fi
-  PYTHONUNBUFFERED=1 timeout "${TORCH_TIMEOUT:-240}" python3 scripts/bench_peft_baseline.py --path torch \
-    --presets "$comma" --steps 3 2>&1 | tee -a "$log"
+  if [ "${BENCH_TORCH:-0}" = 1 ]; then
+    PYTHONUNBUFFERED=1 timeout "${TORCH_TIMEOUT:-240}" python3 scripts/bench_peft_baseline.py --path torch \
+      --presets "$comma" --steps 3 2>&1 | tee -a "$log"
+  fi
 else
   echo "peer: transformers + PEFT are not installed here: not measured" | tee -a "$log"
 fi
