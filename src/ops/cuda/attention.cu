@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <string_view>
+#include <utility>
 #include <type_traits>
 
 #include "ops/attention_cuda.h"
@@ -439,8 +440,13 @@ void launch_mma(const char* name, const attention_mma::Args& a, int head_dim, di
 
 }  // namespace
 
+// D, then (where the mma kernels may run with groups of query heads) the float partials of dK and
+// dV per query head.
 size_t attention_cuda_backward_workspace_bytes(const AttentionShape& shape) {
-  return size_t(shape.tokens) * size_t(shape.heads) * sizeof(float);
+  const size_t rows = size_t(shape.tokens) * size_t(shape.heads);
+  const bool partials = shape.heads > shape.kv_heads &&
+                        (shape.head_dim == 64 || shape.head_dim == 128 || shape.head_dim == 256);
+  return rows * sizeof(float) + (partials ? 2 * rows * size_t(shape.head_dim) * sizeof(float) : 0);
 }
 
 template <class T>
@@ -499,12 +505,27 @@ void attention_cuda_backward(const AttentionShape& shape, const int64_t* cu_seql
       m.tiles_x = int(grid.x);
       launch_mma<attention_mma::QueryGrad>("attention backward: dq (mma)", m, shape.head_dim,
                                            grid, target);
-      grid = tile_grid(max_seqlen, attention_mma::kRows, shape.kv_heads, num_sequences);
+      const bool partials = shape.heads > shape.kv_heads;
+      if (partials) {
+        m.dk_part = D + rows;
+        m.dv_part = m.dk_part + rows * shape.head_dim;
+      }
+      grid = tile_grid(max_seqlen, attention_mma::kRows, partials ? shape.heads : shape.kv_heads,
+                       num_sequences);
       m.tiles_x = int(grid.x);
       launch_mma<attention_mma::KeyGrad>("attention backward: dk (mma)", m, shape.head_dim, grid,
                                          target);
       launch_mma<attention_mma::ValueGrad>("attention backward: dv (mma)", m, shape.head_dim, grid,
                                            target);
+      if (partials) {
+        using Sum = attention_mma::SumGroupPartials;
+        const int64_t n = shape.tokens * shape.kv_heads * shape.head_dim;
+        for (auto [part, dst] : {std::pair{m.dk_part, dk}, std::pair{m.dv_part, dv}})
+          cuda::launch<Sum::kPerBlock>(
+              target, "attention backward: dk, dv over the group",
+              Sum{part, shape.tokens, int(shape.kv_heads), a.group, shape.head_dim, dst, ldkv},
+              cuda::blocks_for(n, Sum::kPerBlock));
+      }
       return;
     }
   }

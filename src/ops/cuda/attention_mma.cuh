@@ -8,9 +8,10 @@
 //   256, so two blocks share an SM.
 //   forward  own queries, key tiles of 64:   S = Q Kᵀ, online softmax, O += P V
 //   dQ       own queries, key tiles of 32:   dP = dO Vᵀ, S = Q Kᵀ, dS = P (dP − D), dQ += dS K
-//   dK       own keys, query tiles of 32 of every head of the group:
+//   dK       own keys, query tiles of 32 of one query head (float partials per head, summed over
+//            the group after: SumGroupPartials), or of the kv head's only one:
 //                                            dPᵀ = V dOᵀ, Sᵀ = K Qᵀ, dSᵀ, dK += dSᵀ Q
-//   dV       own keys, query tiles of 32 of every head of the group: Sᵀ = K Qᵀ, dV += Pᵀ dO
+//   dV       the same walk, query tiles of 32:   Sᵀ = K Qᵀ, dV += Pᵀ dO
 // dK and dV are separate kernels because [16 × 256] float accumulators of both do not fit one
 // warp's registers; dV recomputes Sᵀ (one product of seven). Deterministic: each output row is
 // summed by one warp in a fixed order. Exponentials in base 2 with the scale folded in.
@@ -41,6 +42,11 @@ struct Args {
   const bf16* d_out;  // backward: [T, H, d]
   const float *lse_in, *D;
   bf16 *dq, *dk, *dv;
+  // With groups of query heads (group > 1) the key-side kernels run one block per query head
+  // (the group's heads in one block leave the first keys' blocks with group × the average work,
+  // and the grid with too few blocks) and write float partials [T, H, d], which
+  // sum_group_partials adds up per kv head in a fixed order; null when group == 1.
+  float *dk_part, *dv_part;
 };
 
 // A padded tile of `rows` rows of head dim D, in bytes.
@@ -68,6 +74,21 @@ __device__ __forceinline__ void store_rows(const float (&acc)[D / 8][4], float s
     for (int n = 0; n < D / 8; ++n)
       *reinterpret_cast<__nv_bfloat162*>(dst + row * ld + frag_col(lane, n, 0)) =
           __floats2bfloat162_rn(scale * acc[n][2 * r], scale * acc[n][2 * r + 1]);
+  }
+}
+
+// The same as float2 pairs (the key-side partials).
+template <int D>
+__device__ __forceinline__ void store_rows_float(const float (&acc)[D / 8][4], float scale,
+                                                 float* dst, int64_t ld, int valid, int lane) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = frag_row(lane, 2 * r);
+    if (row >= valid) continue;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<float2*>(dst + row * ld + frag_col(lane, n, 0)) =
+          make_float2(scale * acc[n][2 * r], scale * acc[n][2 * r + 1]);
   }
 }
 
@@ -255,15 +276,17 @@ struct QueryGrad {
 #endif
 };
 
-// The key-side kernels walk (head of the group, query tile) pairs: the query tiles at or after the
-// block's keys, of each query head that reads this kv head.
+// The key-side kernels walk (query head, query tile) pairs: the query tiles at or after the
+// block's keys, of the block's query heads (one, or every head of the group).
 struct KeySteps {
-  int first_tile, tiles_per_head, count;
-  DT_HD static KeySteps make(int k0, int len, int tile, int group) {
+  int kvh, first_head, first_tile, tiles_per_head, count;
+  // Block row `unit` of the grid: a query head when writing partials, else a kv head.
+  DT_HD static KeySteps make(const Args& a, int unit, int k0, int len, int tile) {
     const int first = k0 / tile, per_head = (len - 1) / tile - first + 1;
-    return {first, per_head, per_head * group};
+    if (a.dk_part) return {unit / a.group, unit, first, per_head, per_head};
+    return {unit, unit * a.group, first, per_head, per_head * a.group};
   }
-  DT_HD int head(int step, int kvh, int group) const { return kvh * group + step / tiles_per_head; }
+  DT_HD int head(int step) const { return first_head + step / tiles_per_head; }
   DT_HD int query0(int step, int tile) const { return (first_tile + step % tiles_per_head) * tile; }
 };
 
@@ -272,17 +295,17 @@ struct KeyGrad {
   static constexpr int BC = 32, LD = D + 8;
   Args a;
   static size_t shared_bytes() { return tile_bytes<D>(2 * kRows + 2 * BC) + 2 * BC * sizeof(float); }
-  DT_HD void operator()(const cuda::Block& b, int bx, int kvh, int s, char* shared) const {
+  DT_HD void operator()(const cuda::Block& b, int bx, int unit, int s, char* shared) const {
 #if defined(__CUDA_ARCH__)
-    run(b.thread, bx, kvh, s, reinterpret_cast<bf16*>(shared));
+    run(b.thread, bx, unit, s, reinterpret_cast<bf16*>(shared));
 #endif
   }
 #if defined(__CUDA_ARCH__)
   // Q rows of a step into sq with their lse (base 2) and D into srow (plain loads: read after the
   // next barrier).
-  __device__ void fetch_queries(int step, const KeySteps& st, int kvh, int64_t start, int len,
-                                int thread, bf16* sq, float* srow) const {
-    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+  __device__ void fetch_queries(int step, const KeySteps& st, int64_t start, int len, int thread,
+                                bf16* sq, float* srow) const {
+    const int h = st.head(step), qa = st.query0(step, BC);
     cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
                                             min(BC, len - qa), thread);
     for (int i = thread; i < BC; i += kThreads) {
@@ -291,14 +314,14 @@ struct KeyGrad {
       srow[BC + i] = in ? a.D[(start + qa + i) * a.H + h] : 0.0f;
     }
   }
-  __device__ void fetch_grads(int step, const KeySteps& st, int kvh, int64_t start, int len,
-                              int thread, bf16* sdo) const {
-    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+  __device__ void fetch_grads(int step, const KeySteps& st, int64_t start, int len, int thread,
+                              bf16* sdo) const {
+    const int h = st.head(step), qa = st.query0(step, BC);
     const int64_t ld_do = int64_t(a.H) * D;
     cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
                                             min(BC, len - qa), thread);
   }
-  __device__ void run(int thread, int bx, int kvh, int s, bf16* sk) const {
+  __device__ void run(int thread, int bx, int unit, int s, bf16* sk) const {
     using namespace cuda::mma;
     const int64_t start = a.cu[s];
     const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
@@ -306,12 +329,13 @@ struct KeyGrad {
     const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
     bf16 *sv = sk + kRows * LD, *sq = sv + kRows * LD, *sdo = sq + BC * LD;
     float* srow = reinterpret_cast<float*>(sdo + BC * LD);  // lse (base 2), then D
-    const KeySteps st = KeySteps::make(k0, len, BC, a.group);
+    const KeySteps st = KeySteps::make(a, unit, k0, len, BC);
+    const int kvh = st.kvh;
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
     load_rows_async<D, kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_grads(0, st, kvh, start, len, thread, sdo);
+    fetch_grads(0, st, start, len, thread, sdo);
     commit_copies();
-    fetch_queries(0, st, kvh, start, len, thread, sq, srow);
+    fetch_queries(0, st, start, len, thread, sq, srow);
     commit_copies();
     const int row0 = k0 + warp * 16;
     float dk[D / 8][4] = {};
@@ -324,7 +348,7 @@ struct KeyGrad {
       float dp[BC / 8][4] = {};
       product_nt<D, BC / 8>(dp, sv + warp * 16 * LD, sdo, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_grads(step + 1, st, kvh, start, len, thread, sdo);
+      if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
       commit_copies();
       wait_copies<1>();
       __syncthreads();
@@ -342,11 +366,15 @@ struct KeyGrad {
         }
       product_rn<BC, D / 8>(dk, ds, sq, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_queries(step + 1, st, kvh, start, len, thread, sq, srow);
+      if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, srow);
       commit_copies();
     }
     wait_copies<0>();
-    store_rows<D>(dk, a.scale, a.dk + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
+    if (a.dk_part)
+      store_rows_float<D>(dk, a.scale, a.dk_part + (start + row0) * a.H * D + st.first_head * D,
+                          int64_t(a.H) * D, len - row0, lane);
+    else
+      store_rows<D>(dk, a.scale, a.dk + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
   }
 #endif
 };
@@ -356,28 +384,28 @@ struct ValueGrad {
   static constexpr int BC = 32, LD = D + 8;
   Args a;
   static size_t shared_bytes() { return tile_bytes<D>(kRows + 2 * BC) + BC * sizeof(float); }
-  DT_HD void operator()(const cuda::Block& b, int bx, int kvh, int s, char* shared) const {
+  DT_HD void operator()(const cuda::Block& b, int bx, int unit, int s, char* shared) const {
 #if defined(__CUDA_ARCH__)
-    run(b.thread, bx, kvh, s, reinterpret_cast<bf16*>(shared));
+    run(b.thread, bx, unit, s, reinterpret_cast<bf16*>(shared));
 #endif
   }
 #if defined(__CUDA_ARCH__)
-  __device__ void fetch_queries(int step, const KeySteps& st, int kvh, int64_t start, int len,
-                                int thread, bf16* sq, float* slse) const {
-    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+  __device__ void fetch_queries(int step, const KeySteps& st, int64_t start, int len, int thread,
+                                bf16* sq, float* slse) const {
+    const int h = st.head(step), qa = st.query0(step, BC);
     cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
                                             min(BC, len - qa), thread);
     for (int i = thread; i < BC; i += kThreads)
       slse[i] = qa + i < len ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
   }
-  __device__ void fetch_grads(int step, const KeySteps& st, int kvh, int64_t start, int len,
-                              int thread, bf16* sdo) const {
-    const int h = st.head(step, kvh, a.group), qa = st.query0(step, BC);
+  __device__ void fetch_grads(int step, const KeySteps& st, int64_t start, int len, int thread,
+                              bf16* sdo) const {
+    const int h = st.head(step), qa = st.query0(step, BC);
     const int64_t ld_do = int64_t(a.H) * D;
     cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
                                             min(BC, len - qa), thread);
   }
-  __device__ void run(int thread, int bx, int kvh, int s, bf16* sk) const {
+  __device__ void run(int thread, int bx, int unit, int s, bf16* sk) const {
     using namespace cuda::mma;
     const int64_t start = a.cu[s];
     const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
@@ -385,11 +413,12 @@ struct ValueGrad {
     const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
     bf16 *sq = sk + kRows * LD, *sdo = sq + BC * LD;
     float* slse = reinterpret_cast<float*>(sdo + BC * LD);
-    const KeySteps st = KeySteps::make(k0, len, BC, a.group);
+    const KeySteps st = KeySteps::make(a, unit, k0, len, BC);
+    const int kvh = st.kvh;
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_queries(0, st, kvh, start, len, thread, sq, slse);
+    fetch_queries(0, st, start, len, thread, sq, slse);
     commit_copies();
-    fetch_grads(0, st, kvh, start, len, thread, sdo);
+    fetch_grads(0, st, start, len, thread, sdo);
     commit_copies();
     const int row0 = k0 + warp * 16;
     float dv[D / 8][4] = {};
@@ -411,19 +440,45 @@ struct ValueGrad {
           p[n][e] = hidden ? 0.0f : exp2f(p[n][e] * a.scale_log2 - slse[c]);
         }
       __syncthreads();
-      if (step + 1 < st.count) fetch_queries(step + 1, st, kvh, start, len, thread, sq, slse);
+      if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, slse);
       commit_copies();
       wait_copies<1>();
       __syncthreads();
       product_rn<BC, D / 8>(dv, p, sdo, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_grads(step + 1, st, kvh, start, len, thread, sdo);
+      if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
       commit_copies();
     }
     wait_copies<0>();
-    store_rows<D>(dv, 1.0f, a.dv + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
+    if (a.dv_part)
+      store_rows_float<D>(dv, 1.0f, a.dv_part + (start + row0) * a.H * D + st.first_head * D,
+                          int64_t(a.H) * D, len - row0, lane);
+    else
+      store_rows<D>(dv, 1.0f, a.dv + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
   }
 #endif
+};
+
+// dst[t, j, c] (bf16, row stride ld) = Σ_{g < group} part[t, j·group + g, c], g in order.
+struct SumGroupPartials {
+  static constexpr int kPerBlock = 256;
+  const float* part;
+  int64_t tokens;
+  int Hkv, group, d;
+  bf16* dst;
+  int64_t ld;
+  DT_HD void operator()(const cuda::Block& b, int bx, int, int, char*) const {
+    const int64_t n = tokens * Hkv * d;
+    for (int64_t i = int64_t(bx) * kPerBlock + b.thread; i < n && i < (int64_t(bx) + 1) * kPerBlock;
+         i += b.threads) {
+      const int64_t t = i / (int64_t(Hkv) * d);
+      const int j = int(i / d % Hkv), c = int(i % d);
+      const float* src = part + (t * Hkv * group + int64_t(j) * group) * d + c;
+      float sum = 0.0f;
+      for (int g = 0; g < group; ++g) sum += src[int64_t(g) * d];
+      dst[t * ld + int64_t(j) * d + c] = cuda::from_float<bf16>(sum);
+    }
+  }
 };
 
 }  // namespace deltatune::attention_mma
