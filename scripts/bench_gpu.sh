@@ -44,6 +44,14 @@ fi
 for p in $presets; do
   "$build"/bench/train_step_cuda_bench "$p" 4096 5 16 1 both 2>&1 | tee -a "$log"
 done
+# Then one sequence with as many of the last layers' activations kept (checkpointing_kept_layers)
+# as fit in half the peer's peak memory. KEPT_BUDGETS ("preset:GiB ..."): by default half the
+# peaks the peer showed on this GPU (15.07, 17.43 and 23.46 GiB, 2026-11-23) less 0.01 GiB; the
+# table compares with this run's peer.
+for p in $presets; do
+  budget=$(echo "${KEPT_BUDGETS:-0.8b:7.52 2b:8.70 4b:11.72}" | tr ' ' '\n' | sed -n "s/^$p://p")
+  [ -n "$budget" ] && "$build"/bench/train_step_cuda_bench "$p" 4096 5 16 1 one "fit:$budget" 2>&1 | tee -a "$log"
+done
 comma=$(echo "$presets" | tr ' ' ',')
 if python3 -c "import transformers, peft" 2>/dev/null; then
   if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fla') is None)" 2>/dev/null; then

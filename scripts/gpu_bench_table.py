@@ -47,6 +47,7 @@ def main():
           "memory ÷ peer FLA | ÷ peer torch |")
     print("|---|---|---|---|---|---|---|---|---|")
     order = [("deltatune", "cuda", "one", "ours, one sequence"), ("deltatune", "cuda", "packed", "ours, packed row"),
+             ("deltatune", "cuda", "one_kept", "ours, one sequence, last {kept} layers' activations kept"),
              ("peft", "fla", "one", "peer, flash-linear-attention"), ("peft", "torch", "one", "peer, torch path")]
     for preset in presets:
         fla, tor = peer(preset, "fla"), peer(preset, "torch")
@@ -59,6 +60,7 @@ def main():
                 for p in (fla, tor):
                     ok = side == "deltatune" and p
                     cells.append(f"{float(r[key]) / float(p[key]):.2f}×" if ok else "")
+            label = label.format(kept=r.get("kept", "?"))
             print(f"| {preset} | {label} | {float(r['tok_s']):,.0f} | {float(r['peak_gib']):.2f} GiB | "
                   f"{100 * mfu(r):.1f}% | " + " | ".join(cells) + " |")
         ours = by.get(("deltatune", "cuda", preset, "one"))
@@ -90,6 +92,15 @@ def main():
     o = by.get(("deltatune", "cuda", "4b", "one"))
     target("≥ 40% model-FLOPs utilisation at 4b (" + (f"{100 * mfu(o):.1f}%" if o else "—") + ")",
            None if o is None else mfu(o) >= 0.40)
+    kept = [(p, by.get(("deltatune", "cuda", p, "one_kept")), peer(p, "fla")) for p in presets]
+    kept = [(p, o, f) for p, o, f in kept if o and f]
+    if kept:
+        print("\nThe same with the last layers' activations kept (checkpointing_kept_layers, as many as fit "
+              "in half the peer's peak; the peer still checkpoints every layer):")
+        for p, o, f in kept:
+            print(f"- {p}: {o['kept']} layers kept, {float(o['tok_s']) / float(f['tok_s']):.2f}× the peer's "
+                  f"tokens/s at {float(o['peak_gib']) / float(f['peak_gib']):.3f}× its peak memory, "
+                  f"MFU {100 * mfu(o):.1f}%")
 
 
 if __name__ == "__main__":

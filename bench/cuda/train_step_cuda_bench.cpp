@@ -9,7 +9,12 @@
 // utilisation as a table, plus one `RESULT` line a row for scripts/gpu_bench_table.py.
 //
 //   train_step_cuda_bench [preset=0.8b] [tokens=4096] [steps=5] [r=16] [checkpointing=1]
-//                         [rows=packed|one|both]
+//                         [rows=packed|one|both] [kept=0|N|fit:GiB]
+//
+// kept: with checkpointing, the last N layers keep their activations (StepOptions::kept_layers);
+// `fit:GiB` takes the largest N whose peak memory stays within GiB: a step with N = 0 and one with
+// N = 4 give the memory of a layer's activations, a guess follows, then N goes down until one
+// step's peak fits (the rows then say `one_kept`, `packed_kept`).
 //
 // Model FLOPs (issue 7 item 5): 4 × the frozen matrix parameters per token (the forward product
 // and the input-gradient product, 2 FLOPs a multiply-add each; the base is frozen, so no weight
@@ -33,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -150,6 +156,7 @@ int main(int argc, char** argv) {
   const int r = argc > 4 ? std::atoi(argv[4]) : 16;
   const bool checkpointing = argc > 5 ? std::atoi(argv[5]) != 0 : true;
   const std::string rows = argc > 6 ? argv[6] : "packed";
+  const std::string kept_arg = argc > 7 ? argv[7] : "0";
   try {
     if (rows != "packed" && rows != "one" && rows != "both") fail("rows must be packed, one or both, not '", rows, "'");
     cuda::require_device();
@@ -169,9 +176,30 @@ int main(int argc, char** argv) {
     const Schedule schedule{ScheduleKind::Constant, 1e-4, 0, 1000};
     StepOptions options;
     options.checkpointing = checkpointing;
+    // One step's peak memory with N layers kept (a fresh run each, so its own peak).
+    auto peak_with = [&](const Batch& batch, int n) {
+      StepOptions o = options;
+      o.kept_layers = n;
+      AdamW optimizer(adapter, AdamWConfig{});
+      CudaTrainingRun run(model, adapter, optimizer);
+      run.step(schedule, 0, std::span<const Batch>(&batch, 1), o);
+      return double(run.memory().total_peak());
+    };
+    auto kept_for = [&](const Batch& batch) {
+      if (kept_arg.rfind("fit:", 0) != 0) return std::atoi(kept_arg.c_str());
+      const double budget = std::atof(kept_arg.c_str() + 4) * double(1ull << 30);
+      const int L = config.num_layers, probe = std::min(4, L);
+      const double p0 = peak_with(batch, 0), per_layer = (peak_with(batch, probe) - p0) / probe;
+      int n = per_layer > 0 ? std::min(L, int((budget - p0) / per_layer)) : L;
+      while (n > 0 && peak_with(batch, n) > budget) --n;
+      std::fprintf(stderr, "kept layers: %d of %d (peak %.3f GiB with none, %.3f GiB a layer, budget %.3f GiB)\n",
+                   n, L, p0 / double(1ull << 30), per_layer / double(1ull << 30), budget / double(1ull << 30));
+      return std::max(n, 0);
+    };
 
     struct Row {
       std::string kind;
+      int kept;
       size_t sequences;
       double loss, seconds, flops;
       CudaMemoryReport m;
@@ -184,6 +212,7 @@ int main(int argc, char** argv) {
     for (const std::string& kind : kinds) {
       const std::vector<Batch> micro{kind == "one" ? one_sequence(tokens, config.vocab_size, 3)
                                                    : packed_row(tokens, config.vocab_size, 3)};
+      options.kept_layers = checkpointing ? kept_for(micro[0]) : 0;
       AdamW optimizer(adapter, AdamWConfig{});
       CudaTrainingRun run(model, adapter, optimizer);
       for (int s = 0; s < 2; ++s) run.step(schedule, s, micro, options);
@@ -195,7 +224,7 @@ int main(int argc, char** argv) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       size_t free_bytes = 0, total_bytes = 0;
       DT_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
-      done.push_back(Row{kind, micro[0].cu_seqlens.size() - 1, loss, seconds, model_flops(config, micro[0]),
+      done.push_back(Row{kind, options.kept_layers, micro[0].cu_seqlens.size() - 1, loss, seconds, model_flops(config, micro[0]),
                          run.memory(), total_bytes - free_bytes});
     }
     const double rate = measure_bf16_rate();
@@ -213,17 +242,18 @@ int main(int argc, char** argv) {
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Row& w : done) {
       const double achieved = w.flops * steps / w.seconds / 1e12;
-      std::printf("| %s (%zu sequence%s) | %.4f | %.0f | %.1f ms | %.0f | %.1f%% | %.2f GiB | %.2f GiB | %.3f GiB | "
+      std::printf("| %s (%zu sequence%s%s) | %.4f | %.0f | %.1f ms | %.0f | %.1f%% | %.2f GiB | %.2f GiB | %.3f GiB | "
                   "%.2f GiB | %.3f GiB | %.2f GiB |\n",
-                  w.kind.c_str(), w.sequences, w.sequences == 1 ? "" : "s", w.loss,
+                  w.kind.c_str(), w.sequences, w.sequences == 1 ? "" : "s",
+                  w.kept ? str_cat(", last ", w.kept, " layers kept").c_str() : "", w.loss,
                   double(tokens) * steps / w.seconds, 1e3 * w.seconds / steps, achieved, 100.0 * achieved / rate,
                   gib(w.m.total_peak()), gib(w.m.weights), gib(w.m.adapter), gib(w.m.activations_peak),
                   gib(w.m.workspace), gib(w.device_used));
     }
     for (const Row& w : done)
-      std::printf("RESULT side=deltatune path=cuda preset=%s rows=%s ckpt=%d tokens=%lld steps=%d tok_s=%.1f "
-                  "peak_gib=%.3f flops_per_token=%.6e rate_tflops=%.1f loss=%.4f\n",
-                  preset.c_str(), w.kind.c_str(), checkpointing ? 1 : 0, (long long)tokens, steps,
+      std::printf("RESULT side=deltatune path=cuda preset=%s rows=%s%s ckpt=%d kept=%d tokens=%lld steps=%d "
+                  "tok_s=%.1f peak_gib=%.3f flops_per_token=%.6e rate_tflops=%.1f loss=%.4f\n",
+                  preset.c_str(), w.kind.c_str(), w.kept ? "_kept" : "", checkpointing ? 1 : 0, w.kept, (long long)tokens, steps,
                   double(tokens) * steps / w.seconds, gib(w.m.total_peak()), w.flops / double(tokens), rate, w.loss);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -187,11 +187,12 @@ LossSum model_loss(const Model& model, const LoraRun& lora, const Batch& batch, 
 
 template <class T>
 LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch& batch, double grad_scale,
-                            bool checkpointing, Arena& arena) {
+                            bool checkpointing, Arena& arena, int kept_layers) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   const int64_t tokens = batch.tokens(), D = c.hidden_size, n = tokens * D;
   const int L = c.num_layers;
+  auto recomputed = [&](int l) { return checkpointing && l < L - kept_layers; };
   const std::vector<int64_t> targets = shifted_targets(batch);
   const Arena::Mark start = arena.mark();
   const RopeTable<T> rope = make_rope_table<T>(batch.positions.data(), tokens, c.rotary_dim(), c.rope_theta);
@@ -206,7 +207,7 @@ LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch
     const Arena::Mark m = arena.mark();
     decoder_layer_forward(layer_context(model, lora, batch, l, arena), w.layers[size_t(l)], rope, x[size_t(l)],
                           x[size_t(l + 1)], acts[size_t(l)]);
-    if (checkpointing) arena.reset(m);
+    if (recomputed(l)) arena.reset(m);
   }
   T* final_w = converted<T>(w.norm, arena);
   T* hidden = arena.alloc<T>(size_t(n));
@@ -228,7 +229,7 @@ LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch
   for (int l = L - 1; l >= 0; --l) {
     const LayerContext ctx = layer_context(model, lora, batch, l, arena);
     const Arena::Mark m = arena.mark();
-    if (checkpointing) {
+    if (recomputed(l)) {
       T* scratch_out = arena.alloc<T>(size_t(n));
       decoder_layer_forward(ctx, w.layers[size_t(l)], rope, x[size_t(l)], scratch_out, acts[size_t(l)]);
     }
@@ -245,7 +246,7 @@ LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch
   template void model_forward_hidden<T>(const Model&, const LoraRun&, const Batch&, T*, Arena&, ModelState<T>*); \
   template void model_forward_logits<T>(const Model&, const LoraRun&, const Batch&, T*, Arena&);         \
   template LossSum model_loss<T>(const Model&, const LoraRun&, const Batch&, Arena&);                    \
-  template LossSum model_loss_backward<T>(const Model&, const LoraRun&, const Batch&, double, bool, Arena&);
+  template LossSum model_loss_backward<T>(const Model&, const LoraRun&, const Batch&, double, bool, Arena&, int);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

@@ -52,8 +52,10 @@ LossSum model_loss(const Model& model, const LoraRun& lora, const Batch& batch, 
 
 // The loss and the gradient of grad_scale * loss_sum with respect to every LoRA factor, added
 // into the adapter's dA / dB. Pass grad_scale = 1 / (targets of the whole step) for the mean.
+// With checkpointing, the last `kept_layers` layers keep their activations from the forward
+// (more memory, no recomputation for them); the others are recomputed from their inputs.
 template <class T>
 LossSum model_loss_backward(const Model& model, const LoraRun& lora, const Batch& batch, double grad_scale,
-                            bool checkpointing, Arena& arena);
+                            bool checkpointing, Arena& arena, int kept_layers = 0);
 
 }  // namespace deltatune

@@ -26,7 +26,9 @@ StepResult train_step(const Model& model, LoraAdapter& adapter, AdamW& optimizer
   double loss_sum = 0;
   for (const Batch& b : micro_batches) {
     lora.dropout_seed = options.dropout_seed * 1000003ull + uint64_t(&b - micro_batches.data());
-    loss_sum += model_loss_backward<T>(model, lora, b, 1.0 / double(r.targets), options.checkpointing, arena).sum;
+    loss_sum += model_loss_backward<T>(model, lora, b, 1.0 / double(r.targets), options.checkpointing, arena,
+                                       options.kept_layers)
+                    .sum;
   }
   r.loss = loss_sum / double(r.targets);
   r.grad_norm = clip_grad_norm(lora_params(adapter), options.max_grad_norm);

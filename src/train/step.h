@@ -20,6 +20,7 @@ namespace deltatune {
 
 struct StepOptions {
   bool checkpointing = true;
+  int kept_layers = 0;  // with checkpointing: the last layers that keep their activations
   double max_grad_norm = 1.0;  // <= 0: no clipping
   uint64_t dropout_seed = 0;   // LoRA dropout masks of this step
 };

@@ -109,6 +109,11 @@ const std::map<std::string, Setter>& supported_keys() {
       {"adam_epsilon", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.adam_epsilon = as_double(c, n, k); }},
       {"max_grad_norm", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.max_grad_norm = as_double(c, n, k); }},
       {"gradient_checkpointing", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.gradient_checkpointing = as_bool(c, n, k); }},
+      {"checkpointing_kept_layers", [](auto& c, auto& n, auto& k, TrainConfig& t) {
+         const int64_t v = as_int(c, n, k);
+         DT_CHECK(v >= 0 && v <= 100000, c.where(n, k), " must be a number of layers >= 0, got ", v);
+         t.checkpointing_kept_layers = int(v);
+       }},
       {"seed", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.seed = uint64_t(as_int(c, n, k)); }},
       {"output_dir", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.output_dir = as_string(c, n, k); }},
       {"save_steps", [](auto& c, auto& n, auto& k, TrainConfig& t) { t.save_steps = as_int(c, n, k); }},

@@ -66,6 +66,9 @@ struct TrainConfig {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;
   bool gradient_checkpointing = true;
+  // With checkpointing, the last N layers keep their activations (no recomputation for them):
+  // faster, at about one layer's activations of memory each.
+  int checkpointing_kept_layers = 0;
   uint64_t seed = 42;
 
   // Outputs and bookkeeping.

@@ -240,6 +240,7 @@ int run_training(const TrainConfig& config) {
       micro.push_back(make_sample_batch(data.train, epoch_plan[size_t(k)]));
     StepOptions options;
     options.checkpointing = config.gradient_checkpointing;
+    options.kept_layers = config.checkpointing_kept_layers;
     options.max_grad_norm = config.max_grad_norm;
     options.dropout_seed = config.seed * 0x100000001b3ull + uint64_t(step);
     StepResult r;

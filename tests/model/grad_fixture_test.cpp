@@ -28,7 +28,7 @@ std::vector<int64_t> ints(const SafetensorsFile& f, const std::string& name) {
 class GradFixtureTest : public ::testing::TestWithParam<std::string> {};
 
 template <class T>
-void check(const std::string& variant, double tol, bool checkpointing) {
+void check(const std::string& variant, double tol, bool checkpointing, int kept_layers = 0) {
   const std::string dir = fixture_path(variant);
   const Model model = Model::load(dir);
   const SafetensorsFile ref(dir + "/grad_reference.safetensors");
@@ -52,7 +52,8 @@ void check(const std::string& variant, double tol, bool checkpointing) {
     for (int64_t t : shifted_targets(batch)) n += t != -100;
     return n;
   }();
-  const LossSum loss = model_loss_backward<T>(model, lora, batch, 1.0 / double(targets), checkpointing, arena);
+  const LossSum loss = model_loss_backward<T>(model, lora, batch, 1.0 / double(targets), checkpointing, arena,
+                                                kept_layers);
   const double ref_loss = static_cast<const double*>(ref.tensor("loss").data)[0];
   EXPECT_LE(std::fabs(loss.sum / double(loss.targets) - ref_loss) / ref_loss, tol) << mode << " loss";
 
@@ -80,6 +81,8 @@ void check(const std::string& variant, double tol, bool checkpointing) {
 TEST_P(GradFixtureTest, Float64MatchesPeft) { check<double>(GetParam(), 1e-9, true); }
 TEST_P(GradFixtureTest, Float32MatchesPeft) { check<float>(GetParam(), 1e-3, true); }
 TEST_P(GradFixtureTest, Float64WithoutCheckpointing) { check<double>(GetParam(), 1e-9, false); }
+// Checkpointing with the last layer's activations kept from the forward (checkpointing_kept_layers).
+TEST_P(GradFixtureTest, Float64KeepingTheLastLayer) { check<double>(GetParam(), 1e-9, true, 1); }
 
 INSTANTIATE_TEST_SUITE_P(Peft, GradFixtureTest, ::testing::Values("causal_tied_f32", "cond_v2x_untied_f32_sharded"));
 

@@ -117,6 +117,12 @@ TEST(TrainConfig, Errors) {
   EXPECT_NE(error_of("base_model: [unclosed\n").find("invalid YAML"), std::string::npos);
   EXPECT_NE(error_of(std::string(kMinimal) + "device: tpu\n").find("device must be auto, cpu or cuda"),
             std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "checkpointing_kept_layers: -1\n")
+                .find("cfg.yaml:8: 'checkpointing_kept_layers' must be a number of layers >= 0, got -1"),
+            std::string::npos);
+  EXPECT_EQ(parse_train_config(std::string(kMinimal) + "checkpointing_kept_layers: 6\n", "cfg.yaml")
+                .checkpointing_kept_layers,
+            6);
 #if DELTATUNE_CUDA
   EXPECT_EQ(parse_train_config(std::string(kMinimal) + "device: cuda\n", "t.yaml").device, "cuda");
 #else

@@ -151,11 +151,13 @@ LossSum model_loss_cuda(const DeviceModel& model, const DeviceLoraRun& lora, con
 
 LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& lora,
                                  const Batch& batch, double grad_scale, bool checkpointing,
-                                 cuda::DeviceArena& arena, const cuda::Blas& blas) {
+                                 cuda::DeviceArena& arena, const cuda::Blas& blas,
+                                 int kept_layers) {
   const ModelConfig& c = model.config();
   const cuda::Target target = arena.target();
   const int64_t D = c.hidden_size;
   const int L = c.num_layers;
+  auto recomputed = [&](int l) { return checkpointing && l < L - kept_layers; };
   const cuda::DeviceArena::Mark start = arena.mark();
   const DeviceBatch db(batch, c, arena);
   DT_CHECK(db.targets(), "model_loss_backward_cuda: the batch has no labels");
@@ -172,7 +174,7 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
     const cuda::DeviceArena::Mark m = arena.mark();
     decoder_layer_forward(context(l), model.layers()[size_t(l)], x[size_t(l)], x[size_t(l + 1)],
                           acts[size_t(l)]);
-    if (checkpointing) arena.reset(m);
+    if (recomputed(l)) arena.reset(m);
   }
   bf16* hidden = arena.alloc<bf16>(n);
   rmsnorm_zero_centred_cuda_forward(x[size_t(L)], tokens, D, model.norm(), c.rms_norm_eps, hidden,
@@ -197,7 +199,7 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
   for (int l = L - 1; l >= 0; --l) {
     const DeviceLayerContext ctx = context(l);
     const cuda::DeviceArena::Mark m = arena.mark();
-    if (checkpointing) {
+    if (recomputed(l)) {
       bf16* scratch_out = arena.alloc<bf16>(n);
       decoder_layer_forward(ctx, model.layers()[size_t(l)], x[size_t(l)], scratch_out,
                             acts[size_t(l)]);

@@ -20,8 +20,10 @@ LossSum model_loss_cuda(const DeviceModel& model, const DeviceLoraRun& lora, con
 
 // The loss and the gradient of grad_scale * loss_sum with respect to every LoRA factor, added
 // into the device adapter's gradients. Pass grad_scale = 1 / (targets of the whole step).
+// kept_layers: as model_loss_backward's (model/qwen35.h).
 LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& lora,
                                  const Batch& batch, double grad_scale, bool checkpointing,
-                                 cuda::DeviceArena& arena, const cuda::Blas& blas);
+                                 cuda::DeviceArena& arena, const cuda::Blas& blas,
+                                 int kept_layers = 0);
 
 }  // namespace deltatune

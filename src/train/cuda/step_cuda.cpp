@@ -43,7 +43,7 @@ StepResult CudaTrainingRun::step(const Schedule& schedule, int64_t step,
     // The CPU step's masks (train/step.cpp): the same seed per micro-batch.
     lora.dropout_seed = options.dropout_seed * 1000003ull + uint64_t(&b - micro_batches.data());
     loss_sum += model_loss_backward_cuda(model_, lora, b, 1.0 / double(r.targets),
-                                         options.checkpointing, arena_, blas_)
+                                         options.checkpointing, arena_, blas_, options.kept_layers)
                     .sum;
   }
   r.loss = loss_sum / double(r.targets);
