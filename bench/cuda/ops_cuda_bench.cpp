@@ -20,6 +20,7 @@
 #include "ops/attention_cuda.h"
 #include "ops/conv1d_cuda.h"
 #include "ops/loss_cuda.h"
+#include "ops/matmul_cuda.h"
 #include "ops/norm_cuda.h"
 #include "ops/rope_cuda.h"
 #include "train/adamw_cuda.h"
@@ -233,12 +234,13 @@ int main(int argc, char** argv) {
     DeviceBuffer<int64_t> targets(targets_host);
     DeviceBuffer<bf16> dh(static_cast<size_t>(T * D));
     DeviceBuffer<double> loss(1);
-    for (int64_t panel : {int64_t(4096), int64_t(16384)}) {
+    const cuda::Blas blas(on);
+    for (int64_t panel : {int64_t(2048), int64_t(4096), int64_t(16384)}) {
       DeviceBuffer<char> ws(cross_entropy_cuda_workspace_bytes<bf16>(T, D, panel, true));
       const double ms = time_ms(stream, [&] {
         cross_entropy_cuda_forward_backward<bf16>(h.data(), T, w.data(), V, D, targets.data(),
                                                   1.0 / double(T), loss.data(), dh.data(),
-                                                  ws.data(), panel, on);
+                                                  ws.data(), panel, blas);
       });
       std::printf(
           "cross-entropy + d_hidden [T, 2560] x V, panel %-6lld %9.3f ms  %7.1f TFLOP/s (workspace "

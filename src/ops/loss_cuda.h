@@ -5,14 +5,16 @@
 //   d_hidden = grad_scale · (softmax · W − W_target)
 // without a second pass. No gradient for lm_head (the base is frozen). hidden, lm_head and d_hidden
 // are bf16 (training) or float (tests); logits, the running values and the accumulation are float.
-// Device pointers (host pointers under cuda::Target::host_emulation()). Kernels in
-// ops/cuda/loss.cu.
+// The two products per panel run through `blas` (cuBLAS, ops/matmul_cuda.h) for bf16, through a
+// tiled product of our own for float; row kernels between them. Device pointers (host pointers
+// under cuda::Target::host_emulation(): blas's target). Kernels in ops/cuda/loss.cu.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "core/cuda/target.h"
+#include "ops/matmul_cuda.h"
 
 namespace deltatune {
 
@@ -34,6 +36,7 @@ template <class T>
 void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const T* lm_head,
                                          int64_t vocab, int64_t dim, const int64_t* targets,
                                          double grad_scale, double* loss_sum, T* d_hidden,
-                                         void* workspace, int64_t panel_rows, cuda::Target target);
+                                         void* workspace, int64_t panel_rows,
+                                         const cuda::Blas& blas);
 
 }  // namespace deltatune

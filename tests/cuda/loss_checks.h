@@ -11,6 +11,7 @@
 #include "cuda/op_memory.h"
 #include "ops/loss.h"
 #include "ops/loss_cuda.h"
+#include "ops/matmul_cuda.h"
 
 namespace deltatune::testing_util {
 
@@ -40,11 +41,12 @@ void check_cross_entropy(Memory& mem, const LossShape& s, uint64_t seed, double 
   const auto gh = mem.upload(to_elements<T>(hidden)), gw = mem.upload(to_elements<T>(w_values));
   const auto gtargets = mem.upload(targets);
   auto gloss = mem.template poisoned<double>(1), gdh = mem.template poisoned<T>(hidden.size());
+  const cuda::Blas blas(mem.target());
   auto workspace = mem.template poisoned<char>(
       cross_entropy_cuda_workspace_bytes<T>(s.tokens, s.dim, s.panel_rows, true));
   cross_entropy_cuda_forward_backward<T>(gh.data(), s.tokens, gw.data(), s.vocab, s.dim,
                                          gtargets.data(), scale, gloss.data(), gdh.data(),
-                                         workspace.data(), s.panel_rows, mem.target());
+                                         workspace.data(), s.panel_rows, blas);
   expect_close("loss", mem.download(gloss), {loss}, tolerance, worst);
   expect_close("loss d_hidden", mem.download(gdh), d_hidden, tolerance, worst);
 
@@ -53,7 +55,7 @@ void check_cross_entropy(Memory& mem, const LossShape& s, uint64_t seed, double 
       cross_entropy_cuda_workspace_bytes<T>(s.tokens, s.dim, s.panel_rows, false));
   cross_entropy_cuda_forward_backward<T>(gh.data(), s.tokens, gw.data(), s.vocab, s.dim,
                                          gtargets.data(), scale, gloss.data(), nullptr,
-                                         loss_only.data(), s.panel_rows, mem.target());
+                                         loss_only.data(), s.panel_rows, blas);
   expect_close("loss without gradient", mem.download(gloss), {loss}, tolerance, worst);
 }
 

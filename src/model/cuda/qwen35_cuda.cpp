@@ -141,7 +141,7 @@ LossSum model_loss_cuda(const DeviceModel& model, const DeviceLoraRun& lora, con
       cross_entropy_cuda_workspace_bytes<bf16>(tokens, D, kLossCudaPanelRows, false));
   cross_entropy_cuda_forward_backward<bf16>(hidden, tokens, model.lm_head(), c.vocab_size, D,
                                             db.targets(), 0.0, loss_sum, nullptr, workspace,
-                                            kLossCudaPanelRows, target);
+                                            kLossCudaPanelRows, blas);
   LossSum r;
   r.sum = download_loss(loss_sum, target);
   r.targets = db.num_targets();
@@ -189,7 +189,7 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
         cross_entropy_cuda_workspace_bytes<bf16>(tokens, D, kLossCudaPanelRows, true));
     cross_entropy_cuda_forward_backward<bf16>(hidden, tokens, model.lm_head(), c.vocab_size, D,
                                               db.targets(), grad_scale, loss_sum, d_hidden,
-                                              workspace, kLossCudaPanelRows, target);
+                                              workspace, kLossCudaPanelRows, blas);
     arena.reset(m);
   }
   bf16* d_x = arena.alloc<bf16>(n);

@@ -1,13 +1,16 @@
 // The chunked cross-entropy of ops/loss_cuda.h, the GPU form of ops/cpu/loss.cpp. Per panel of n
 // vocabulary rows W_p (three launches):
-//   1. L = H W_pᵀ                     [tokens, n] float (tiled product)
+//   1. L = H W_pᵀ                     [tokens, n] float: cuBLAS (bf16), the tiled product (float)
 //   2. per token (one warp per row): m' = max(m, max_j L_j), r = exp(m − m'), s' = r s + Σ_j E_j
-//      with E_j = exp(L_j − m') (stored in T for the next product), and the target's logit when
-//      it falls in this panel
-//   3. acc' = r acc + E W_p           [tokens, dim] float: the rescale is the product's epilogue
+//      with E_j = exp(L_j − m') (stored as T for the next product), acc ← r acc when the max
+//      grew (rarely after the first panels), and the target's logit when it falls in this panel
+//   3. acc += E W_p                   [tokens, dim] float (beta = 1: the rescale is done in 2)
 // Then per token: loss = m + log s − l_target, d_hidden = scale (acc / s − W_target); and the sum
-// of the losses in one block, in a fixed order. Every exponent is ≤ 0. Deterministic: no atomics.
+// of the losses in one block, in a fixed order. Every exponent is ≤ 0. One pass over lm_head: two
+// products per panel (a second pass recomputing the logits would cost a third). Deterministic:
+// cuBLAS gives the same bits run to run, the row kernels reduce in a fixed order, no atomics.
 #include <cmath>
+#include <type_traits>
 
 #include "ops/cuda/kernel_runner.cuh"
 #include "ops/cuda/tiled_product.cuh"
@@ -17,6 +20,7 @@ namespace deltatune {
 
 namespace {
 
+using bf16 = __nv_bfloat16;
 using cuda::Block;
 using cuda::from_float;
 using cuda::to_float;
@@ -31,7 +35,7 @@ struct LossWorkspace {
   float* logits;  // [tokens][panel]
   T* weights;     // [tokens][panel] E = exp(L − m'), with the gradient only
   float* acc;     // [tokens][dim], with the gradient only
-  float *running_max, *running_sum, *target_logit, *rescale, *token_loss;  // [tokens]
+  float *running_max, *running_sum, *target_logit, *token_loss;  // [tokens]
 };
 
 template <class T>
@@ -51,36 +55,55 @@ LossWorkspace<T> carve_workspace(int64_t tokens, int64_t dim, int64_t panel, boo
     w.weights = take((T*)nullptr, tokens * panel);
     w.acc = take((float*)nullptr, tokens * dim);
   }
-  for (float** p : {&w.running_max, &w.running_sum, &w.target_logit, &w.rescale, &w.token_loss})
+  for (float** p : {&w.running_max, &w.running_sum, &w.target_logit, &w.token_loss})
     *p = take((float*)nullptr, tokens);
   *bytes = used;
   return w;
 }
 
-struct StoreLogits {
-  float* logits;
+// Epilogues of the tiled product (the float path): C = value, or C += value.
+struct StoreC {
+  float* c;
   int64_t ld;
-  DT_HD void operator()(int64_t t, int64_t j, float value) const { logits[t * ld + j] = value; }
-};
-
-// acc = rescale · acc + value; on the first panel acc holds nothing yet (and rescale is 0).
-struct AccumulateWeightedRows {
-  float* acc;
-  int64_t ld;
-  const float* rescale;
-  bool first;
-  DT_HD void operator()(int64_t t, int64_t i, float value) const {
-    float* a = acc + t * ld + i;
-    *a = first ? value : rescale[t] * *a + value;
+  bool accumulate;
+  DT_HD void operator()(int64_t t, int64_t j, float value) const {
+    float* p = c + t * ld + j;
+    *p = accumulate ? *p + value : value;
   }
 };
+
+// C[M, N] (float, row stride ldc) = A[M, K] op(B) (+ C when accumulate), op(B) = Bᵀ with B
+// stored [N, K] when trans_b. bf16 operands go to cuBLAS; float operands (the tests' exact path)
+// to the tiled product.
+template <class T>
+void panel_product(const cuda::Blas& blas, const char* name, bool trans_b, const T* a,
+                   int64_t lda, const T* b, int64_t ldb, int64_t M, int64_t N, int64_t K,
+                   bool accumulate, float* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    gemm_cuda<float>(blas, false, trans_b, M, N, K, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f,
+                     c, ldc);
+  } else {
+    auto run = [&](auto trans_tag) {
+      using Body = cuda::TiledProductBody<T, decltype(trans_tag)::value, StoreC>;
+      DT_CHECK((M + Body::BM - 1) / Body::BM <= 65535, name, ": at most ", 65535 * Body::BM,
+               " tokens per call, got ", M);
+      cuda::launch<kThreads>(blas.target(), name,
+                             Body{a, lda, b, ldb, M, N, K, StoreC{c, ldc, accumulate}},
+                             Body::grid(M, N), Body::shared_bytes());
+    };
+    if (trans_b)
+      run(std::true_type{});
+    else
+      run(std::false_type{});
+  }
+}
 
 // Step 2 for the panel of vocabulary rows v0 .. v0 + n − 1.
 template <class T>
 struct OnlineSoftmaxBody {
   LossWorkspace<T> ws;
   const int64_t* targets;
-  int64_t tokens, panel, v0, n;
+  int64_t tokens, panel, dim, v0, n;
   bool first;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
     const Warp warp = cuda::warp_of(b);
@@ -91,7 +114,6 @@ struct OnlineSoftmaxBody {
       T* e = ws.weights ? ws.weights + t * panel : nullptr;
       const int64_t target = targets[t];
       if (target == kIgnored) {  // no gradient from ignored positions: E = 0, acc stays 0
-        if (warp.lane == 0) ws.rescale[t] = 0.0f;
         if (e)
           for (int64_t j = warp.lane; j < n; j += warp.lanes) e[j] = from_float<T>(0.0f);
         continue;
@@ -108,17 +130,20 @@ struct OnlineSoftmaxBody {
         if (e) e[j] = from_float<T>(ej);
       }
       s = cuda::warp_sum(s);
+      // m is the same in every lane (butterfly), so is the branch: the whole warp rescales.
+      const float r = first ? 0.0f : expf(old_max - m);
+      if (e && !first && m != old_max) {
+        float* acc = ws.acc + t * dim;
+        for (int64_t i = warp.lane; i < dim; i += warp.lanes) acc[i] *= r;
+      }
       if (warp.lane == 0) {
-        const float r = first ? 0.0f : expf(old_max - m);
         ws.running_max[t] = m;
         ws.running_sum[t] = r * old_sum + s;
-        ws.rescale[t] = r;
         if (target >= v0 && target < v0 + n) ws.target_logit[t] = row[target - v0];
       }
     }
   }
 };
-
 // Per token: the loss and, with the gradient, d_hidden = scale (acc / s − W_target).
 template <class T>
 struct FinishBody {
@@ -173,16 +198,6 @@ struct SumLossesBody {
   }
 };
 
-template <class T, bool TransB, class Epilogue>
-void product(cuda::Target target, const char* name, const T* a, int64_t lda, const T* b,
-             int64_t ldb, int64_t M, int64_t N, int64_t K, Epilogue epilogue) {
-  using Body = cuda::TiledProductBody<T, TransB, Epilogue>;
-  DT_CHECK((M + Body::BM - 1) / Body::BM <= 65535, name, ": at most ", 65535 * Body::BM,
-           " tokens per call, got ", M);
-  cuda::launch<kThreads>(target, name, Body{a, lda, b, ldb, M, N, K, epilogue}, Body::grid(M, N),
-                         Body::shared_bytes());
-}
-
 }  // namespace
 
 template <class T>
@@ -197,10 +212,12 @@ template <class T>
 void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const T* lm_head,
                                          int64_t vocab, int64_t dim, const int64_t* targets,
                                          double grad_scale, double* loss_sum, T* d_hidden,
-                                         void* workspace, int64_t panel_rows, cuda::Target target) {
+                                         void* workspace, int64_t panel_rows,
+                                         const cuda::Blas& blas) {
   DT_CHECK(tokens >= 0 && vocab > 0 && dim > 0 && panel_rows > 0,
            "cross-entropy (CUDA): bad sizes: tokens=", tokens, " vocab=", vocab, " dim=", dim,
            " panel_rows=", panel_rows);
+  const cuda::Target& target = blas.target();
   size_t bytes = 0;
   const LossWorkspace<T> ws = carve_workspace<T>(tokens, dim, panel_rows, d_hidden != nullptr,
                                                  static_cast<char*>(workspace), &bytes);
@@ -209,15 +226,15 @@ void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const 
     for (int64_t v0 = 0; v0 < vocab; v0 += panel_rows) {
       const int64_t n = vocab - v0 < panel_rows ? vocab - v0 : panel_rows;
       const T* w_panel = lm_head + v0 * dim;
-      product<T, true>(target, "cross-entropy: logits of a panel", hidden, dim, w_panel, dim,
-                       tokens, n, dim, StoreLogits{ws.logits, panel_rows});
-      cuda::launch<kThreads>(target, "cross-entropy: online softmax",
-                             OnlineSoftmaxBody<T>{ws, targets, tokens, panel_rows, v0, n, v0 == 0},
-                             row_blocks);
+      const bool first = v0 == 0;
+      panel_product<T>(blas, "cross-entropy: logits of a panel", true, hidden, dim, w_panel, dim,
+                       tokens, n, dim, false, ws.logits, panel_rows);
+      cuda::launch<kThreads>(
+          target, "cross-entropy: online softmax",
+          OnlineSoftmaxBody<T>{ws, targets, tokens, panel_rows, dim, v0, n, first}, row_blocks);
       if (d_hidden)
-        product<T, false>(target, "cross-entropy: softmax-weighted rows", ws.weights, panel_rows,
-                          w_panel, dim, tokens, dim, n,
-                          AccumulateWeightedRows{ws.acc, dim, ws.rescale, v0 == 0});
+        panel_product<T>(blas, "cross-entropy: softmax-weighted rows", false, ws.weights,
+                         panel_rows, w_panel, dim, tokens, dim, n, !first, ws.acc, dim);
     }
   cuda::launch<kThreads>(
       target, "cross-entropy: loss and d_hidden",
@@ -232,7 +249,7 @@ void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const 
   template size_t cross_entropy_cuda_workspace_bytes<T>(int64_t, int64_t, int64_t, bool);        \
   template void cross_entropy_cuda_forward_backward<T>(const T*, int64_t, const T*, int64_t,     \
                                                        int64_t, const int64_t*, double, double*, \
-                                                       T*, void*, int64_t, cuda::Target);
+                                                       T*, void*, int64_t, const cuda::Blas&);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE

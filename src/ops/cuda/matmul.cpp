@@ -100,7 +100,7 @@ void gemm_cuda(const cuda::Blas& blas, bool trans_a, bool trans_b, int64_t m, in
     DT_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
     DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    profile_add(std::is_same_v<C, float> ? "cuBLAS products (float out: LoRA dA, dB)"
+    profile_add(std::is_same_v<C, float> ? "cuBLAS products (float out: LoRA dA, dB; the loss)"
                                          : "cuBLAS products (bf16 out)",
                 ms * 1e-3);
     DT_CUDA(cudaEventDestroy(start));
