@@ -24,7 +24,7 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
                                      T* y, int64_t ldx, cuda::Target target);
 
-// Scratch of the backward when dw is wanted: per-block partial sums of the weight gradient.
+// Scratch of the backward when dw is wanted: per-slice partial sums of the weight gradient.
 size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, int kernel);
 
 // dx overwritten ([tokens, C], row stride ldx like x); dw [C, K] float, ACCUMULATED (null = not

@@ -1,12 +1,12 @@
-// The causal conv1d + SiLU of ops/conv1d_cuda.h. One thread per (token, channel), consecutive
-// threads on consecutive channels (coalesced rows). Each thread finds its token's sequence in
-// cu_seqlens (a binary search: the table is tiny and cached), so packing costs nothing up front.
-//   forward  y = silu(p), p from the K taps inside the sequence
-//   dx       dx[t, c] = Σ_j w[c, j] dp[t + K−1−j, c] over outputs inside the sequence, where
-//            dp = dy · silu'(p) is recomputed (K² FMAs per element instead of a [T, C] buffer)
-//   dw       dw[c, j] = Σ_t dp[t, c] x[t − (K−1) + j, c]: 32 channels × 8 token lanes per block,
-//            each block over one slice of the tokens; partial sums per block, then over blocks in
-//            order (deterministic).
+// The causal conv1d + SiLU of ops/conv1d_cuda.h. One thread per (channel, slice of tokens):
+// consecutive threads on consecutive channels (coalesced rows), each walking its slice's tokens
+// in order with the last K values in registers, so every input is read once (plus K−1 at a slice
+// edge) instead of K times. The walk goes segment by segment of the packed sequences, each found
+// in cu_seqlens by a binary search (the table is tiny and cached): packing costs nothing up front.
+//   forward   y = silu(p), p from the K taps inside the sequence
+//   backward  dp = dy · silu'(p) recomputed, dx[t, c] = Σ_j w[c, j] dp[t + K−1−j, c] over outputs
+//             inside the sequence, dw[c, j] = Σ_t dp[t, c] x[t − (K−1) + j, c]: per slice in
+//             registers, then over slices in order (deterministic, no atomics)
 #include <algorithm>
 
 #include "ops/conv1d_cuda.h"
@@ -21,10 +21,10 @@ using cuda::from_float;
 using cuda::to_float;
 
 constexpr int kThreads = 256;
-constexpr int64_t kPerBlock = 4 * kThreads;
-constexpr int kDwChannels = 32, kDwTokenLanes = kThreads / kDwChannels;
-constexpr int64_t kDwTokensPerSlice = 128;
-constexpr int64_t kDwMaxSlices = 64;
+// Slices of at least 64 tokens, at most 64 of them: 4096 tokens × 8192 channels are 512 K threads
+// (about two waves of an H100), and dw's partial sums stay [64, C, K].
+constexpr int64_t kTokensPerSlice = 64;
+constexpr int64_t kMaxSlices = 64;
 
 template <class T>
 struct ConvArgs {
@@ -62,93 +62,148 @@ DT_HD float preactivation(const ConvArgs<T>& a, int64_t start, int64_t t, int64_
   return p;
 }
 
+// The forward, the same walk as the backward below (one thread per channel and slice of tokens,
+// a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
 template <class T>
 struct ConvForwardBody {
+  static constexpr int kW = kConv1dCudaMaxKernel;
+  static constexpr int kAhead = 8;
   ConvArgs<T> a;
   T* y;
-  DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    const int64_t end = cuda::min_of(a.tokens * a.C, (int64_t(bx) + 1) * kPerBlock);
-    for (int64_t e = int64_t(bx) * kPerBlock + b.thread; e < end; e += b.threads) {
-      const int64_t t = e / a.C, c = e % a.C;
-      int64_t start, stop;
-      sequence_of(a, t, &start, &stop);
-      y[e] = from_float<T>(cuda::siluf(preactivation(a, start, t, c)));
+  int64_t slice_tokens;
+  DT_HD void operator()(const Block& b, int bx, int by, int, char*) const {
+    const int K = a.K;
+    const int64_t slice_begin = int64_t(by) * slice_tokens;
+    const int64_t slice_end = cuda::min_of(a.tokens, slice_begin + slice_tokens);
+    for (int e = b.thread; e < kThreads; e += b.threads) {
+      const int64_t c = int64_t(bx) * kThreads + e;
+      if (c >= a.C) continue;
+      float wp[kW];  // wp[kW − K + j] = w[c, j], zeros before
+      for (int i = 0; i < kW; ++i) wp[i] = i >= kW - K ? to_float(a.w[c * K + i - (kW - K)]) : 0.0f;
+      for (int64_t t = slice_begin; t < slice_end;) {
+        int64_t start, end;
+        sequence_of(a, t, &start, &end);
+        const int64_t rows_end = cuda::min_of(end, slice_end);
+        float xw[kW];  // as in the backward: xw[kW − 1 − i] = x[o − i] once x[o] is shifted in
+        for (int i = 0; i < kW; ++i) {
+          const int64_t src = t - kW + i;
+          xw[i] = src >= start && src > t - K ? to_float(a.x[src * a.ldx + c]) : 0.0f;
+        }
+        for (int64_t o0 = t; o0 < rows_end; o0 += kAhead) {
+          float xs[kAhead];
+          for (int u = 0; u < kAhead; ++u)
+            xs[u] = o0 + u < rows_end ? to_float(a.x[(o0 + u) * a.ldx + c]) : 0.0f;
+          for (int u = 0; u < kAhead; ++u) {
+            const int64_t o = o0 + u;
+            if (o >= rows_end) break;
+            for (int i = 0; i + 1 < kW; ++i) xw[i] = xw[i + 1];
+            xw[kW - 1] = xs[u];
+            float p = 0.0f;
+            for (int i = 0; i < kW; ++i) p += wp[i] * xw[i];
+            y[o * a.C + c] = from_float<T>(cuda::siluf(p));
+          }
+        }
+        t = rows_end;
+      }
     }
   }
 };
 
+// The backward, dx and dw in one kernel. Thread (channel c, slice of tokens) walks its tokens
+// once, sequence segment by segment, with sliding registers: the last K inputs (x window) and
+// the last K output gradients dp = dy · silu'(p) (p recomputed from the window: K FMAs, no
+// [T, C] buffer). Once dp of output o is known, dx of token o − (K−1) is complete:
+//   dx[t] = Σ_j w[c, j] dp[t + K−1−j]     (outputs past the sequence end count as dp = 0)
+// and dp[o] times the window adds to the thread's dw[c, ·] for the outputs o of its slice. A
+// slice also recomputes the K−1 outputs after it (their dp feeds its last rows of dx): a few %
+// more reads instead of a second pass. Loads run kAhead tokens ahead of the arithmetic, so that
+// enough independent loads are in flight to cover memory latency. The windows are
+// kConv1dCudaMaxKernel wide with the taps right-aligned and zeros before them: every loop has a
+// fixed trip count and the arrays stay in registers.
 template <class T>
-struct ConvInputGradBody {
+struct ConvBackwardBody {
+  static constexpr int kW = kConv1dCudaMaxKernel;
+  static constexpr int kAhead = 8;
   ConvArgs<T> a;
   const T* dy;
   T* dx;
-  DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    const int64_t end = cuda::min_of(a.tokens * a.C, (int64_t(bx) + 1) * kPerBlock);
-    for (int64_t e = int64_t(bx) * kPerBlock + b.thread; e < end; e += b.threads) {
-      const int64_t t = e / a.C, c = e % a.C;
-      int64_t start, stop;
-      sequence_of(a, t, &start, &stop);
-      float s = 0.0f;
-      for (int j = 0; j < a.K; ++j) {
-        const int64_t out = t + (a.K - 1) - j;  // the output that reads x[t] through tap j
-        if (out >= stop) continue;
-        const float dp =
-            to_float(dy[out * a.C + c]) * cuda::silu_gradf(preactivation(a, start, out, c));
-        s += to_float(a.w[c * a.K + j]) * dp;
-      }
-      dx[t * a.ldx + c] = from_float<T>(s);
-    }
-  }
-};
-
-// Block (bx, by): channels bx·32 .. +32, output tokens of slice by. Virtual thread e = token lane
-// · 32 + channel lane sums its tokens' K products in registers, then the block sums its 8 token
-// lanes into partials[by][c][j].
-template <class T>
-struct ConvWeightGradBody {
-  ConvArgs<T> a;
-  const T* dy;
   int64_t slice_tokens;
-  float* partials;  // [slices][C][K]
-  static size_t shared_bytes(int K) {
-    return size_t(kDwTokenLanes) * kDwChannels * size_t(K) * sizeof(float);
-  }
-  DT_HD void operator()(const Block& b, int bx, int by, int, char* shared) const {
-    float* lane_sums = reinterpret_cast<float*>(shared);  // [token lane][channel lane][K]
-    const int64_t t0 = int64_t(by) * slice_tokens;
-    const int64_t t1 = cuda::min_of(a.tokens, t0 + slice_tokens);
-    for (int e = b.thread; e < kDwTokenLanes * kDwChannels; e += b.threads) {
-      const int lane_t = e / kDwChannels, lane_c = e % kDwChannels;
-      const int64_t c = int64_t(bx) * kDwChannels + lane_c;
-      float acc[kConv1dCudaMaxKernel] = {};
-      if (c < a.C)
-        for (int64_t t = t0 + lane_t; t < t1; t += kDwTokenLanes) {
-          int64_t start, stop;
-          sequence_of(a, t, &start, &stop);
-          const float dp =
-              to_float(dy[t * a.C + c]) * cuda::silu_gradf(preactivation(a, start, t, c));
-          for (int j = 0; j < a.K; ++j) {
-            const int64_t src = t - (a.K - 1) + j;
-            if (src >= start) acc[j] += dp * to_float(a.x[src * a.ldx + c]);
+  float* partials;  // [slices][C][K], null when dw is not wanted
+  DT_HD void operator()(const Block& b, int bx, int by, int, char*) const {
+    const int K = a.K;
+    const int64_t slice_begin = int64_t(by) * slice_tokens;
+    const int64_t slice_end = cuda::min_of(a.tokens, slice_begin + slice_tokens);
+    for (int e = b.thread; e < kThreads; e += b.threads) {
+      const int64_t c = int64_t(bx) * kThreads + e;
+      if (c >= a.C) continue;
+      // wp[kW − K + j] = w[c, j] (pairs with the x window), wr[j] = w[c, j] (with the dp ring).
+      float wp[kW], wr[kW];
+      for (int i = 0; i < kW; ++i) {
+        wp[i] = i >= kW - K ? to_float(a.w[c * K + i - (kW - K)]) : 0.0f;
+        wr[i] = i < K ? to_float(a.w[c * K + i]) : 0.0f;
+      }
+      float dw[kW] = {};  // dw[kW − K + j]: tap j
+      for (int64_t t = slice_begin; t < slice_end;) {
+        int64_t start, end;
+        sequence_of(a, t, &start, &end);
+        const int64_t rows_end = cuda::min_of(end, slice_end);         // dx rows [t, rows_end)
+        const int64_t outputs_end = cuda::min_of(end, slice_end + K - 1);  // real dp [t, ..)
+        const int64_t steps_end = rows_end + K - 1;  // the last row's dx is complete here
+        // xw[kW − 1 − i] = x[o − i] after output o's input is shifted in; before o = t:
+        float xw[kW];
+        for (int i = 0; i < kW; ++i) {
+          const int64_t src = t - kW + i;
+          xw[i] = src >= start && src > t - K ? to_float(a.x[src * a.ldx + c]) : 0.0f;
+        }
+        float dq[kW] = {};  // dq[i] = dp[o − i]
+        for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
+          float xs[kAhead], dys[kAhead];
+          for (int u = 0; u < kAhead; ++u) {
+            const int64_t o = o0 + u;
+            const bool real = o < outputs_end;
+            xs[u] = real ? to_float(a.x[o * a.ldx + c]) : 0.0f;
+            dys[u] = real ? to_float(dy[o * a.C + c]) : 0.0f;
+          }
+          for (int u = 0; u < kAhead; ++u) {
+            const int64_t o = o0 + u;
+            if (o >= steps_end) break;
+            for (int i = 0; i + 1 < kW; ++i) xw[i] = xw[i + 1];
+            xw[kW - 1] = xs[u];
+            float p = 0.0f;
+            for (int i = 0; i < kW; ++i) p += wp[i] * xw[i];
+            const float dp = o < outputs_end ? dys[u] * cuda::silu_gradf(p) : 0.0f;
+            if (partials && o < rows_end)
+              for (int i = 0; i < kW; ++i) dw[i] += dp * xw[i];
+            for (int i = kW - 1; i > 0; --i) dq[i] = dq[i - 1];
+            dq[0] = dp;
+            const int64_t row = o - (K - 1);
+            if (row >= t) {
+              float s = 0.0f;
+              for (int i = 0; i < kW; ++i) s += wr[i] * dq[i];
+              dx[row * a.ldx + c] = from_float<T>(s);
+            }
           }
         }
-      for (int j = 0; j < a.K; ++j) lane_sums[(lane_t * kDwChannels + lane_c) * a.K + j] = acc[j];
-    }
-    b.sync();
-    for (int e = b.thread; e < kDwChannels * a.K; e += b.threads) {
-      const int lane_c = e / a.K, j = e % a.K;
-      const int64_t c = int64_t(bx) * kDwChannels + lane_c;
-      if (c >= a.C) continue;
-      float s = 0.0f;
-      for (int lane_t = 0; lane_t < kDwTokenLanes; ++lane_t)
-        s += lane_sums[(lane_t * kDwChannels + lane_c) * a.K + j];
-      partials[(int64_t(by) * a.C + c) * a.K + j] = s;
+        t = rows_end;
+      }
+      if (partials)
+        for (int i = 0; i < kW; ++i)
+          if (i >= kW - K) partials[(int64_t(by) * a.C + c) * K + i - (kW - K)] = dw[i];
     }
   }
 };
 
-int64_t dw_slices(int64_t tokens) {
-  return std::clamp<int64_t>((tokens + kDwTokensPerSlice - 1) / kDwTokensPerSlice, 1, kDwMaxSlices);
+int64_t slices_for(int64_t tokens) {
+  return std::clamp<int64_t>((tokens + kTokensPerSlice - 1) / kTokensPerSlice, 1, kMaxSlices);
+}
+
+dim3 grid_for(int64_t tokens, int64_t channels) {
+  return dim3(unsigned((channels + kThreads - 1) / kThreads), unsigned(slices_for(tokens)));
+}
+
+int64_t tokens_per_slice(int64_t tokens) {
+  const int64_t slices = slices_for(tokens);
+  return (tokens + slices - 1) / slices;
 }
 
 template <class T>
@@ -167,7 +222,7 @@ ConvArgs<T> make_args(const T* x, int64_t tokens, int64_t channels, const T* w, 
 }  // namespace
 
 size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, int kernel) {
-  return size_t(dw_slices(tokens)) * size_t(channels) * size_t(kernel) * sizeof(float);
+  return size_t(slices_for(tokens)) * size_t(channels) * size_t(kernel) * sizeof(float);
 }
 
 template <class T>
@@ -175,8 +230,10 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
                                      T* y, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
-  cuda::launch<kThreads>(target, "causal conv1d forward", ConvForwardBody<T>{a, y},
-                         cuda::blocks_for(tokens * channels, kPerBlock));
+  if (tokens == 0) return;
+  cuda::launch<kThreads>(target, "causal conv1d forward",
+                         ConvForwardBody<T>{a, y, tokens_per_slice(tokens)},
+                         grid_for(tokens, channels));
 }
 
 template <class T>
@@ -185,20 +242,16 @@ void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channe
                                       const T* dy, T* dx, float* dw, void* workspace, int64_t ldx,
                                       cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
-  cuda::launch<kThreads>(target, "causal conv1d backward: dx", ConvInputGradBody<T>{a, dy, dx},
-                         cuda::blocks_for(tokens * channels, kPerBlock));
-  if (!dw || tokens == 0) return;
-  DT_CHECK(workspace, "causal conv1d (CUDA): dw needs causal_conv1d_cuda_dw_workspace_bytes");
-  const int64_t slices = dw_slices(tokens);
-  const int64_t slice_tokens = (tokens + slices - 1) / slices;
-  float* partials = static_cast<float*>(workspace);
-  using Body = ConvWeightGradBody<T>;
-  cuda::launch<kThreads>(
-      target, "causal conv1d backward: dw", Body{a, dy, slice_tokens, partials},
-      dim3(unsigned((channels + kDwChannels - 1) / kDwChannels), unsigned(slices)),
-      Body::shared_bytes(kernel));
-  cuda::sum_partials(target, "causal conv1d backward: dw over slices", partials, slices,
-                     channels * kernel, dw);
+  if (tokens == 0) return;
+  DT_CHECK(!dw || workspace,
+           "causal conv1d (CUDA): dw needs causal_conv1d_cuda_dw_workspace_bytes");
+  float* partials = dw ? static_cast<float*>(workspace) : nullptr;
+  cuda::launch<kThreads>(target, "causal conv1d backward (dx, dw per slice)",
+                         ConvBackwardBody<T>{a, dy, dx, tokens_per_slice(tokens), partials},
+                         grid_for(tokens, channels));
+  if (dw)
+    cuda::sum_partials(target, "causal conv1d backward: dw over slices", partials,
+                       slices_for(tokens), channels * kernel, dw);
 }
 
 #define DT_INSTANTIATE(T)                                                                          \
