@@ -91,8 +91,10 @@ struct ConvForwardBody {
         }
         for (int64_t o0 = t; o0 < rows_end; o0 += kAhead) {
           float xs[kAhead];
+#pragma unroll
           for (int u = 0; u < kAhead; ++u)
             xs[u] = o0 + u < rows_end ? to_float(a.x[(o0 + u) * a.ldx + c]) : 0.0f;
+#pragma unroll
           for (int u = 0; u < kAhead; ++u) {
             const int64_t o = o0 + u;
             if (o >= rows_end) break;
@@ -158,12 +160,14 @@ struct ConvBackwardBody {
         float dq[kW] = {};  // dq[i] = dp[o − i]
         for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
           float xs[kAhead], dys[kAhead];
+#pragma unroll
           for (int u = 0; u < kAhead; ++u) {
             const int64_t o = o0 + u;
             const bool real = o < outputs_end;
             xs[u] = real ? to_float(a.x[o * a.ldx + c]) : 0.0f;
             dys[u] = real ? to_float(dy[o * a.C + c]) : 0.0f;
           }
+#pragma unroll
           for (int u = 0; u < kAhead; ++u) {
             const int64_t o = o0 + u;
             if (o >= steps_end) break;
