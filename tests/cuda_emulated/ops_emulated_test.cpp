@@ -68,7 +68,12 @@ void conv1d_emulated() {
   for (const Conv1dShape& s : std::vector<Conv1dShape>{{{0, 1}, 1000, 1000, 4},
                                                        {{0, 2, 5, 5, 40, 300}, 77, 80, 4},
                                                        {{0, 1, 2, 3, 100, 301}, 40, 40, 2},
-                                                       {{0, 7, 200}, 33, 33, 8}})
+                                                       {{0, 7, 200}, 33, 33, 8},
+                                                       // slices end at 44 and 88: sequences
+                                                       // end 1 past one (inside its K−1 extra
+                                                       // outputs), at the other, 2 past it;
+                                                       // 300 channels: 2 blocks of 256
+                                                       {{0, 45, 88, 90, 130}, 300, 300, 4}})
     check_conv1d<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCudaEmulated, Conv1dFloat) { conv1d_emulated<float>(); }
