@@ -1,6 +1,6 @@
 // The CUDA kernels of the ops other than the delta rule, on the GPU, against their float64 CPU
 // references: norms, SwiGLU, causal conv1d, partial RoPE, AdamW, chunked cross-entropy, causal
-// attention (the checks are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes
+// attention, the thin LoRA products (the checks are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes
 // include the model's (4096 tokens, hidden 2560, heads of 128 and 256) and odd ones (1000, 77,
 // 100, tokens not a multiple of any tile, packs with empty and one-token sequences). Skipped
 // without a GPU.
