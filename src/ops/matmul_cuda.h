@@ -30,6 +30,9 @@ class Blas {
   const Target& target() const { return target_; }
   cublasContext* handle() const { return handle_; }
   size_t workspace_bytes() const { return workspace_.bytes(); }
+  // cuBLAS needs its workspace only while a product runs: between products, kernels queued on the
+  // same stream may use it as scratch (none under emulation: workspace_bytes() is 0).
+  void* workspace() const { return workspace_.data(); }
 
  private:
   Target target_;

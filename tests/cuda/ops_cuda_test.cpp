@@ -1,6 +1,6 @@
 // The CUDA kernels of the ops other than the delta rule, on the GPU, against their float64 CPU
 // references: norms, SwiGLU, causal conv1d, partial RoPE, AdamW, chunked cross-entropy, causal
-// attention (the checks are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes
+// attention, the thin LoRA products (the checks are in tests/cuda/*_checks.h, shared with tests/cuda_emulated). Shapes
 // include the model's (4096 tokens, hidden 2560, heads of 128 and 256) and odd ones (1000, 77,
 // 100, tokens not a multiple of any tile, packs with empty and one-token sequences). Skipped
 // without a GPU.
@@ -18,6 +18,7 @@
 #include "core/cuda/cuda_check.h"
 #include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
+#include "cuda/lora_checks.h"
 #include "cuda/loss_checks.h"
 #include "cuda/norm_checks.h"
 #include "cuda/pointwise_checks.h"
@@ -190,6 +191,25 @@ TEST(OpsCuda, AttentionFloat) {
 TEST(OpsCuda, AttentionBf16) {
   DT_REQUIRE_GPU();
   attention_on_gpu<bf16>();
+}
+
+// The LoRA thin products at the model's shapes (4096 tokens; 1024, 3584 and 6144 wide, the last
+// through a row stride; 16 wide: in_proj_a/b), at ranks 16, 8 (padded to a tile), 24 and 80
+// (two groups of rank columns), and odd sizes.
+TEST(OpsCuda, LoraProducts) {
+  DT_REQUIRE_GPU();
+  DeviceMemory mem;
+  WorstErrors worst("GPU LoRA products vs float64 reference");
+  uint64_t seed = 90;
+  for (const LoraProductShape& s : std::vector<LoraProductShape>{{4096, 1024, 16, 1024},
+                                                                 {4096, 3584, 16, 3584},
+                                                                 {4096, 6144, 16, 6152},
+                                                                 {4096, 16, 16, 16},
+                                                                 {1, 1024, 16, 1024},
+                                                                 {77, 100, 8, 100},
+                                                                 {1000, 1000, 24, 1000},
+                                                                 {513, 520, 80, 528}})
+    check_lora_products(mem, s, seed++, kBf16Tolerance, kFloatTolerance, worst);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
+#include "cuda/lora_checks.h"
 #include "cuda/loss_checks.h"
 #include "cuda/norm_checks.h"
 #include "cuda/pointwise_checks.h"
@@ -115,6 +116,19 @@ void attention_emulated() {
 }
 TEST(OpsCudaEmulated, AttentionFloat) { attention_emulated<float>(); }
 TEST(OpsCudaEmulated, AttentionBf16) { attention_emulated<bf16>(); }
+
+TEST(OpsCudaEmulated, LoraProducts) {
+  HostMemory mem;
+  WorstErrors worst("emulated LoRA products vs float64 reference");
+  uint64_t seed = 90;
+  for (const LoraProductShape& s : std::vector<LoraProductShape>{{300, 1024, 16, 1024},
+                                                                 {1000, 136, 16, 144},
+                                                                 {64, 16, 16, 16},
+                                                                 {1, 100, 16, 100},
+                                                                 {77, 100, 8, 100},
+                                                                 {130, 200, 80, 208}})
+    check_lora_products(mem, s, seed++, 1e-2, 1e-5, worst);
+}
 
 TEST(OpsCudaEmulated, RejectsBadArguments) {
   const auto host = cuda::Target::host_emulation();

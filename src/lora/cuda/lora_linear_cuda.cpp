@@ -1,8 +1,10 @@
 #include "lora/cuda/lora_linear_cuda.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "lora/cuda/lora_kernels.h"
+#include "lora/cuda/lora_products.h"
 
 namespace deltatune {
 
@@ -30,6 +32,66 @@ const bf16* dropped_input(const bf16* x, int64_t rows, const DeviceLoraModule& m
   bf16* xd = arena.alloc<bf16>(rows * m.in);
   lora_dropout_cuda_forward(x, rows * m.in, mask_of(m, run), xd, arena.target());
   return xd;
+}
+
+// Scratch for a factor gradient's partial sums: cuBLAS's workspace where it is large enough (free
+// between products on the stream), so the activation arena's peak does not grow; else the arena.
+float* grad_workspace(const cuda::Blas& blas, cuda::DeviceArena& arena, int64_t rows, int64_t n,
+                      int64_t r) {
+  const size_t bytes = lora_grad_workspace_bytes(rows, n, r);
+  if (bytes == 0) return nullptr;
+  if (bytes <= blas.workspace_bytes()) return static_cast<float*>(blas.workspace());
+  return static_cast<float*>(arena.alloc_bytes(bytes));
+}
+
+// Where the thin products run: cuBLAS (the default) or lora_products.h's kernels, chosen per
+// product by DELTATUNE_LORA_KERNELS, a bit mask: 1 the down products (u, du), 2 the up products
+// (y += s · u Bᵀ, dx += du A), 4 the factor gradients (dA, dB). All three on measured 5% slower
+// than cuBLAS for a whole training step on the H100 at 0.8B and 4B; what each pays alone is not
+// measured yet (docs/performance.md, "GPU: the thin LoRA products").
+int lora_kernel_mask() {
+  static const int mask = [] {
+    const char* v = std::getenv("DELTATUNE_LORA_KERNELS");
+    return v ? std::atoi(v) & 7 : 0;
+  }();
+  return mask;
+}
+
+// out = alpha · x Fᵀ (lora_products.h's lora_down_cuda).
+void down_product(const cuda::Blas& blas, const bf16* x, int64_t rows, int64_t k, int64_t ldx,
+                  const bf16* factor, bool factor_rk, int64_t r, float alpha, bf16* out) {
+  if (lora_kernel_mask() & 1) {
+    lora_down_cuda(x, rows, k, ldx, factor, factor_rk, r, alpha, out, blas.target());
+    return;
+  }
+  gemm_cuda<bf16>(blas, false, factor_rk, rows, r, k, alpha, x, ldx, factor, factor_rk ? k : r,
+                  0.0f, out, r);
+}
+
+// y = alpha · u Gᵀ + beta · y (lora_up_cuda).
+void up_product(const cuda::Blas& blas, const bf16* u, int64_t rows, int64_t r, const bf16* factor,
+                bool factor_nr, int64_t n, float alpha, float beta, bf16* y, int64_t ldy) {
+  if (lora_kernel_mask() & 2) {
+    lora_up_cuda(u, rows, r, factor, factor_nr, n, alpha, beta, y, ldy, blas.target());
+    return;
+  }
+  gemm_cuda<bf16>(blas, false, factor_nr, rows, n, r, alpha, u, r, factor, factor_nr ? r : n, beta,
+                  y, ldy);
+}
+
+// grad += alpha · dᵀ u (lora_grad_cuda).
+void factor_grad(const cuda::Blas& blas, cuda::DeviceArena& arena, const bf16* d, int64_t rows,
+                 int64_t n, int64_t ldd, const bf16* u, int64_t r, float alpha, float* grad,
+                 bool grad_nr) {
+  if (lora_kernel_mask() & 4) {
+    lora_grad_cuda(d, rows, n, ldd, u, r, alpha, grad, grad_nr,
+                   grad_workspace(blas, arena, rows, n, r), blas.target());
+    return;
+  }
+  if (grad_nr)
+    gemm_cuda<float>(blas, true, false, n, r, rows, alpha, d, ldd, u, r, 1.0f, grad, r);
+  else
+    gemm_cuda<float>(blas, true, false, r, n, rows, alpha, u, r, d, ldd, 1.0f, grad, n);
 }
 
 }  // namespace
@@ -127,9 +189,9 @@ void lora_linear_cuda_forward(const cuda::Blas& blas, cuda::DeviceArena& arena, 
   const cuda::DeviceArena::Mark mark = arena.mark();
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
   bf16* u = arena.alloc<bf16>(rows * m->r);
-  gemm_cuda<bf16>(blas, false, true, rows, m->r, m->in, 1.0f, xd, m->in, m->A16, m->in, 0.0f, u, m->r);
-  gemm_cuda<bf16>(blas, false, true, rows, m->out, m->r, float(run.adapter->config().scaling()), u,
-                  m->r, m->B16, m->r, 1.0f, y, ldy);
+  down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, u);
+  up_product(blas, u, rows, m->r, m->B16, true, m->out, float(run.adapter->config().scaling()),
+             1.0f, y, ldy);
   arena.reset(mark);
 }
 
@@ -147,18 +209,16 @@ void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena,
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
   bf16* u = arena.alloc<bf16>(rows * m->r);
   bf16* du = arena.alloc<bf16>(rows * m->r);
-  gemm_cuda<bf16>(blas, false, true, rows, m->r, m->in, 1.0f, xd, m->in, m->A16, m->in, 0.0f, u, m->r);
-  gemm_cuda<float>(blas, true, false, m->out, m->r, rows, s, dy, lddy, u, m->r, 1.0f, m->dB, m->r);
-  gemm_cuda<bf16>(blas, false, false, rows, m->r, m->out, s, dy, lddy, m->B16, m->r, 0.0f, du, m->r);
-  gemm_cuda<float>(blas, true, false, m->r, m->in, rows, 1.0f, du, m->r, xd, m->in, 1.0f, m->dA, m->in);
+  down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, u);
+  factor_grad(blas, arena, dy, rows, m->out, lddy, u, m->r, s, m->dB, true);
+  down_product(blas, dy, rows, m->out, lddy, m->B16, false, m->r, s, du);
+  factor_grad(blas, arena, xd, rows, m->in, m->in, du, m->r, 1.0f, m->dA, false);
   if (!dropout_active(m, run)) {
-    gemm_cuda<bf16>(blas, false, false, rows, m->in, m->r, 1.0f, du, m->r, m->A16, m->in, 1.0f, dx,
-                    m->in);
+    up_product(blas, du, rows, m->r, m->A16, false, m->in, 1.0f, 1.0f, dx, m->in);
   } else {
     // dx += (du A) masked and scaled like the forward's dropout.
     bf16* g = arena.alloc<bf16>(rows * m->in);
-    gemm_cuda<bf16>(blas, false, false, rows, m->in, m->r, 1.0f, du, m->r, m->A16, m->in, 0.0f, g,
-                    m->in);
+    up_product(blas, du, rows, m->r, m->A16, false, m->in, 1.0f, 0.0f, g, m->in);
     lora_dropout_cuda_backward_add(g, rows * m->in, mask_of(*m, run), dx, arena.target());
   }
   arena.reset(mark);

@@ -1,5 +1,6 @@
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
@@ -100,7 +101,10 @@ void gemm_cuda(const cuda::Blas& blas, bool trans_a, bool trans_b, int64_t m, in
     DT_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
     DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    // Thin products (a side of at most 64: LoRA's, in_proj_a/b's) apart from the wide ones.
+    const bool thin = std::min({m, n, k}) <= 64;
     profile_add(std::is_same_v<C, float> ? "cuBLAS products (float out: LoRA dA, dB; the loss)"
+                : thin                   ? "cuBLAS products (bf16 out, thin: a side <= 64)"
                                          : "cuBLAS products (bf16 out)",
                 ms * 1e-3);
     DT_CUDA(cudaEventDestroy(start));
