@@ -14,6 +14,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/cuda/gpu_profile.h"
 #include "core/cuda/device_buffer.h"
 #include "core/rng.h"
 #include "ops/activation_cuda.h"
@@ -248,5 +249,6 @@ int main(int argc, char** argv) {
           (long long)panel, ms, 4.0 * T * D * V / ms * 1e-9, double(ws.bytes()) / (1 << 20));
     }
   }
+  cuda::gpu_profile_flush();  // DELTATUNE_PROFILE=1: the last events, before the report at exit
   return 0;
 }

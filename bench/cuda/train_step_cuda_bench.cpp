@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda/gpu_profile.h"
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -259,5 +260,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+  cuda::gpu_profile_flush();  // DELTATUNE_PROFILE=1: the last events, before the report at exit
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "core/cuda/gpu_profile.h"
 #include "core/cuda/target.h"
 #include "core/profile.h"
 #include "ops/cuda/block_tile.cuh"
@@ -26,7 +27,7 @@ __global__ void __launch_bounds__(Threads) run_body(Body body) {
 
 // Blocks of one launch never depend on each other, so the emulation spreads them over OpenMP
 // threads. On the GPU, bodies needing more than 48 KiB of shared memory opt in once per body type;
-// DELTATUNE_PROFILE=1 times each launch with events (a wait after each: never on by default).
+// DELTATUNE_PROFILE=1 times each launch with events (core/cuda/gpu_profile.h).
 template <int Threads, class Body>
 void launch(const Target& target, const char* name, const Body& body, dim3 grid,
             size_t shared_bytes = 0) {
@@ -54,23 +55,10 @@ void launch(const Target& target, const char* name, const Body& body, dim3 grid,
   }();
   DT_CHECK(shared_bytes <= size_t(limit), name, ": needs ", shared_bytes,
            " bytes of shared memory per block, this GPU allows ", limit);
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if (profiling_enabled()) {
-    DT_CUDA(cudaEventCreate(&start));
-    DT_CUDA(cudaEventCreate(&stop));
-    DT_CUDA(cudaEventRecord(start, target.stream));
-  }
+  const GpuProfileMark mark = gpu_profile_begin(target.stream);
   run_body<Threads, Body><<<grid, Threads, shared_bytes, target.stream>>>(body);
   DT_CUDA_LAUNCHED(name);
-  if (start) {
-    DT_CUDA(cudaEventRecord(stop, target.stream));
-    DT_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    profile_add(name, ms * 1e-3);
-    DT_CUDA(cudaEventDestroy(start));
-    DT_CUDA(cudaEventDestroy(stop));
-  }
+  gpu_profile_end(name, mark, target.stream);
 }
 
 // Blocks for `count` items of `per_block` each, checked against the grid's x limit.

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
+#include "core/cuda/gpu_profile.h"
 #include "core/profile.h"
 #include "ops/matmul_cuda.h"
 
@@ -85,30 +86,19 @@ void gemm_cuda(const cuda::Blas& blas, bool trans_a, bool trans_b, int64_t m, in
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   constexpr cudaDataType_t c_type = std::is_same_v<C, float> ? CUDA_R_32F : CUDA_R_16BF;
-  // DELTATUNE_PROFILE=1: each product timed with events (and waited for), like the kernels.
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if (profiling_enabled()) {
-    DT_CUDA(cudaEventCreate(&start));
-    DT_CUDA(cudaEventCreate(&stop));
-    DT_CUDA(cudaEventRecord(start, blas.target().stream));
-  }
+  // DELTATUNE_PROFILE=1: each product timed with events, like the kernels (core/cuda/gpu_profile.h).
+  const cuda::GpuProfileMark mark = cuda::gpu_profile_begin(blas.target().stream);
   check_cublas(cublasGemmEx(blas.handle(), op_b, op_a, int(n), int(m), int(k), &alpha, b,
                             CUDA_R_16BF, int(ldb), a, CUDA_R_16BF, int(lda), &beta, c, c_type,
                             int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
-  if (start) {
-    DT_CUDA(cudaEventRecord(stop, blas.target().stream));
-    DT_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+  if (mark.start) {
     // Thin products (a side of at most 64: LoRA's, in_proj_a/b's) apart from the wide ones.
     const bool thin = std::min({m, n, k}) <= 64;
-    profile_add(std::is_same_v<C, float> ? "cuBLAS products (float out: LoRA dA, dB; the loss)"
-                : thin                   ? "cuBLAS products (bf16 out, thin: a side <= 64)"
-                                         : "cuBLAS products (bf16 out)",
-                ms * 1e-3);
-    DT_CUDA(cudaEventDestroy(start));
-    DT_CUDA(cudaEventDestroy(stop));
+    cuda::gpu_profile_end(std::is_same_v<C, float> ? "cuBLAS products (float out: LoRA dA, dB; the loss)"
+                          : thin                   ? "cuBLAS products (bf16 out, thin: a side <= 64)"
+                                                   : "cuBLAS products (bf16 out)",
+                          mark, blas.target().stream);
   }
 }
 

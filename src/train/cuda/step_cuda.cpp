@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/cuda/gpu_profile.h"
 #include "model/cuda/qwen35_cuda.h"
 #include "train/adamw_cuda.h"
 #include "train/grad_norm_cuda.h"
@@ -48,6 +49,7 @@ StepResult CudaTrainingRun::step(const Schedule& schedule, int64_t step,
   }
   r.loss = loss_sum / double(r.targets);
   r.grad_norm = clip_grad_norm_cuda(adapter_.grads(), adapter_.flat_size(), options.max_grad_norm, target_);
+  cuda::gpu_profile_flush();  // the norm came back: the step's events are done (DELTATUNE_PROFILE=1)
   r.lr = schedule.lr(step);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     r.skipped = true;
@@ -69,7 +71,9 @@ StepResult CudaTrainingRun::step(const Schedule& schedule, int64_t step,
 LossSum CudaTrainingRun::loss(const Batch& batch) {
   DeviceLoraRun lora;
   lora.adapter = &adapter_;
-  return model_loss_cuda(model_, lora, batch, arena_, blas_);
+  const LossSum r = model_loss_cuda(model_, lora, batch, arena_, blas_);
+  cuda::gpu_profile_flush();
+  return r;
 }
 
 void CudaTrainingRun::pull(LoraAdapter& adapter, AdamW& optimizer) const {
