@@ -4,8 +4,8 @@
 // allocation this program makes), the figure torch.cuda.max_memory_allocated gives for a peer.
 //
 //   delta_rule_cuda_bench [tokens=4096] [key_heads=16] [value_heads=16] [head_dim=128] [reps=20]
-//                         [warmup=5] [value_block=0: both 16 and 32]
-// prints one line per state-column block (16 and 32) of the sequential kernels. With
+//                         [warmup=5] [value_block=0: 16, 32 and 64]
+// prints one line per state-column block (16, 32 and 64) of the sequential kernels. With
 // DELTATUNE_PROFILE=1 each kernel's GPU time is printed at exit (the calls then wait for each
 // kernel: time the totals without it).
 #include <cuda_bf16.h>
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     DT_CUDA(cudaEventCreate(&start));
     DT_CUDA(cudaEventCreate(&mid));
     DT_CUDA(cudaEventCreate(&stop));
-    for (int value_block : {16, 32}) {
+    for (int value_block : {16, 32, 64}) {
       if (only_value_block && value_block != only_value_block) continue;
       DeltaRuleCudaPlan plan(shape, cu, delta_rule_cuda_chunk<bf16>());
       plan.value_block = value_block;

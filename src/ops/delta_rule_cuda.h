@@ -42,7 +42,8 @@ class DeltaRuleCudaPlan {
   size_t forward_workspace_bytes() const;
   size_t backward_workspace_bytes() const;
   // Columns of the state one block of the sequential kernels owns: 0 = chosen from the shape;
-  // 16 or 32 to compare them (benchmarks).
+  // 16, 32 or 64 to compare them (benchmarks). bf16 on the GPU: 16 per warp, so 1, 2 or 4 warps
+  // (default 4); float and the emulation: 16 or 32 (64 counts as 16).
   int value_block = 0;
 
   // The chunk table: t0 [chunks], len [chunks], first chunk of each sequence [sequences + 1].

@@ -34,6 +34,7 @@
 #include "core/cuda/cuda_check.h"
 #include "core/profile.h"
 #include "ops/cuda/delta_rule_backward.cuh"
+#include "ops/cuda/delta_rule_recurrence_mma.cuh"
 #include "ops/delta_rule_cuda.h"
 
 namespace deltatune {
@@ -47,8 +48,8 @@ using cuda::kThreads;
 using cuda::Table;
 using cuda::Workspace;
 
-template <class Body>
-__global__ void __launch_bounds__(kThreads) run_blocks(Body body) {
+template <int Threads, class Body>
+__global__ void __launch_bounds__(Threads) run_blocks(Body body) {
   extern __shared__ __align__(128) char smem[];
   body(Block{int(threadIdx.x), int(blockDim.x)}, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z),
        smem);
@@ -76,12 +77,20 @@ struct Runner {
       }
       return;
     }
+    gpu<kThreads>(name, body, grid, smem_bytes);
+  }
+
+  // The GPU launch alone, with Threads threads per block: the bodies that exist only on the GPU
+  // (delta_rule_recurrence_mma.cuh) come here directly.
+  template <int Threads, class Body>
+  void gpu(const char* name, const Body& body, dim3 grid, size_t smem_bytes) const {
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
     static const int limit = [] {
       int device = 0, bytes = 0;
       DT_CUDA(cudaGetDevice(&device));
       DT_CUDA(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-      DT_CUDA(cudaFuncSetAttribute(run_blocks<Body>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   bytes));
+      DT_CUDA(cudaFuncSetAttribute(run_blocks<Threads, Body>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
       return bytes;
     }();
     DT_CHECK(smem_bytes <= size_t(limit), name, ": needs ", smem_bytes,
@@ -94,7 +103,7 @@ struct Runner {
       DT_CUDA(cudaEventCreate(&stop));
       DT_CUDA(cudaEventRecord(start, stream));
     }
-    run_blocks<Body><<<grid, kThreads, smem_bytes, stream>>>(body);
+    run_blocks<Threads, Body><<<grid, Threads, smem_bytes, stream>>>(body);
     DT_CUDA_LAUNCHED(name);
     if (start) {
       DT_CUDA(cudaEventRecord(stop, stream));
@@ -162,15 +171,52 @@ int value_block(const Dims& d, int requested) {
   return 16;
 }
 
+// Warps per block of the register-state kernels (each owns 16 state columns): 4 unless the head
+// has fewer columns, or the caller asks for 16·NW columns a block (value_block 16, 32 or 64).
+// Four warps share each chunk's tiles, a quarter of the copies one-warp blocks would make, and
+// still run one warp per scheduler of an SM.
+int mma_warps(const Dims& d, int requested) {
+  int warps = requested == 16 ? 1 : requested == 32 ? 2 : 4;
+  while (warps > 1 && 16 * warps > d.DV) warps /= 2;
+  return warps;
+}
+static_assert(cuda::MmaRecurrenceTiles::kDK == kDeltaRuleCudaMaxHeadDim,
+              "the register-state kernels pad the key dim to the largest one allowed");
+
+// Calls f(std::integral_constant<int, NW>) for the chosen warps per block.
+template <class F>
+void with_warps(int warps, F&& f) {
+  if (warps == 1)
+    f(std::integral_constant<int, 1>{});
+  else if (warps == 2)
+    f(std::integral_constant<int, 2>{});
+  else
+    f(std::integral_constant<int, 4>{});
+}
+
 template <class T>
-void run_forward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
-                 const T* k, const T* v, const float* g, const float* beta,
+void run_forward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
+                 const T* q, const T* k, const T* v, const float* g, const float* beta,
                  const float* initial_state, T* out, float* final_state, char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, false, workspace, &bytes);
   using Prep = cuda::PrepBody<T, false>;
   run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
       dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  // The sequential kernel: the state in registers for bf16 on the GPU, block_tile.cuh's otherwise.
+  if constexpr (std::is_same_v<T, cuda::bf16>) {
+    if (!run.emulate) {
+      with_warps(mma_warps(d, requested_block), [&](auto warps) {
+        constexpr int NW = decltype(warps)::value;
+        using Rec = cuda::RecurrenceMmaBody<NW, false>;
+        run.template gpu<Rec::kThreads>(
+            "gated delta rule: recurrence (forward)",
+            Rec{d, tab, k, initial_state, out, final_state, ws},
+            dim3(d.num_sequences, d.Hv, (d.DV + Rec::kCols - 1) / Rec::kCols), Rec::smem_bytes());
+      });
+      return;
+    }
+  }
   auto recur = [&](auto bv_tag) {
     constexpr int BV = decltype(bv_tag)::value;
     using Rec = cuda::RecurrenceBody<T, BV, false>;
@@ -178,15 +224,52 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int bv, con
         Rec{d, tab, k, initial_state, out, final_state, ws}, dim3(d.num_sequences, d.Hv, d.DV / BV),
         Rec::smem_bytes(d));
   };
-  if (bv == 32)
+  if (value_block(d, requested_block) == 32)
     recur(std::integral_constant<int, 32>{});
   else
     recur(std::integral_constant<int, 16>{});
 }
 
+// The backward's two sequential passes, side by side in one launch.
 template <class T>
-void run_backward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
-                  const T* k, const T* v, const float* g, const float* beta,
+void run_backward_recurrences(const Runner& run, const Dims& d, const Table& tab,
+                              int requested_block, const T* q, const T* k,
+                              const float* initial_state, const T* d_out,
+                              const float* d_final_state, float* d_initial_state,
+                              const Workspace<T>& ws) {
+  const char* name = "gated delta rule: recurrences (forward recompute + reverse)";
+  if constexpr (std::is_same_v<T, cuda::bf16>) {
+    if (!run.emulate) {
+      with_warps(mma_warps(d, requested_block), [&](auto warps) {
+        constexpr int NW = decltype(warps)::value;
+        using Both = cuda::BothRecurrencesMmaBody<NW>;
+        const int blocks = (d.DV + 16 * NW - 1) / (16 * NW);
+        const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
+                        {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
+                        blocks};
+        run.template gpu<Both::kThreads>(name, both, dim3(d.num_sequences, d.Hv, 2 * blocks),
+                                         Both::smem_bytes());
+      });
+      return;
+    }
+  }
+  auto sequential = [&](auto bv_tag) {
+    constexpr int BV = decltype(bv_tag)::value;
+    using Both = cuda::BothRecurrencesBody<T, BV>;
+    const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
+                    {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
+                    d.DV / BV};
+    run(name, both, dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
+  };
+  if (value_block(d, requested_block) == 32)
+    sequential(std::integral_constant<int, 32>{});
+  else
+    sequential(std::integral_constant<int, 16>{});
+}
+
+template <class T>
+void run_backward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
+                  const T* q, const T* k, const T* v, const float* g, const float* beta,
                   const float* initial_state, const T* d_out, const float* d_final_state, T* dq,
                   T* dk, T* dv, float* dg, float* dbeta, float* d_initial_state,
                   char* workspace) {
@@ -195,19 +278,8 @@ void run_backward(const Runner& run, const Dims& d, const Table& tab, int bv, co
   using Prep = cuda::PrepBody<T, true>;
   run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
       dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
-  auto sequential = [&](auto bv_tag) {
-    constexpr int BV = decltype(bv_tag)::value;
-    using Both = cuda::BothRecurrencesBody<T, BV>;
-    const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
-                    {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
-                    d.DV / BV};
-    run("gated delta rule: recurrences (forward recompute + reverse)", both,
-        dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
-  };
-  if (bv == 32)
-    sequential(std::integral_constant<int, 32>{});
-  else
-    sequential(std::integral_constant<int, 16>{});
+  run_backward_recurrences<T>(run, d, tab, requested_block, q, k, initial_state, d_out,
+                              d_final_state, d_initial_state, ws);
   using Grad = cuda::ChunkGradBody<T>;
   run("gated delta rule: chunk gradients",
       Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
@@ -267,7 +339,7 @@ void gated_delta_rule_cuda_forward(const DeltaRuleCudaPlan& plan, const T* q, co
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_forward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                 value_block(d, plan.value_block), q, k, v, g, beta, initial_state, out,
+                 plan.value_block, q, k, v, g, beta, initial_state, out,
                  final_state, static_cast<char*>(workspace));
 }
 
@@ -281,7 +353,7 @@ void gated_delta_rule_cuda_backward(const DeltaRuleCudaPlan& plan, const T* q, c
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_backward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                  value_block(d, plan.value_block), q, k, v, g, beta, initial_state, d_out,
+                  plan.value_block, q, k, v, g, beta, initial_state, d_out,
                   d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
                   static_cast<char*>(workspace));
 }
@@ -299,7 +371,7 @@ void gated_delta_rule_cuda_emulated_forward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, false, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
+  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, q, k, v,
                  g, beta, initial_state, out, final_state, workspace.data());
 }
 
@@ -318,7 +390,7 @@ void gated_delta_rule_cuda_emulated_backward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, true, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
+  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, q, k, v,
                   g, beta, initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta,
                   d_initial_state, workspace.data());
 }
