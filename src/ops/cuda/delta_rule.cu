@@ -48,8 +48,10 @@ using cuda::kThreads;
 using cuda::Table;
 using cuda::Workspace;
 
+// One block per SM at most (every body takes over 100 KiB of shared memory): registers need not be
+// left for a second one.
 template <int Threads, class Body>
-__global__ void __launch_bounds__(Threads) run_blocks(Body body) {
+__global__ void __launch_bounds__(Threads, 1) run_blocks(Body body) {
   extern __shared__ __align__(128) char smem[];
   body(Block{int(threadIdx.x), int(blockDim.x)}, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z),
        smem);

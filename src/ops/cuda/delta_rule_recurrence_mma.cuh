@@ -83,6 +83,13 @@ struct RecurrenceMmaBody {
     carve(c);
     return c.used;
   }
+  // Stage i (0 or 1) by value: its pointers are selected in registers (a reference to one of two
+  // structs would put them in local memory).
+  DT_HD static Stage stage(char* smem, int i) {
+    SmemCarver c{smem};
+    const Stage first = carve(c);
+    return i == 0 ? first : carve(c);
+  }
 
   __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
@@ -103,8 +110,6 @@ struct RecurrenceMmaBody {
   }
 
   __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
-    SmemCarver carver{smem};
-    const Stage stage0 = carve(carver), stage1 = carve(carver);
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, q = lane & 3;
     const int v0 = vb * kCols, col0 = 16 * warp;  // the block's first column; the warp's in it
     const bool active = v0 + col0 < d.DV;
@@ -122,17 +127,17 @@ struct RecurrenceMmaBody {
                       : 0.0f;
       }
     const int first = tab.first[seq], end = tab.first[seq + 1];
-    if (first < end) issue(blk, stage0, first, h, v0);
+    if (first < end) issue(blk, stage(smem, 0), first, h, v0);
     for (int c = first; c < end; ++c) {
-      const bool odd = (c - first) & 1;
+      const int now = (c - first) & 1;
       if (c + 1 < end) {
-        issue(blk, odd ? stage0 : stage1, c + 1, h, v0);
+        issue(blk, stage(smem, now ^ 1), c + 1, h, v0);
         async_wait_all_but_last();
       } else {
         async_wait();
       }
       blk.sync();
-      if (active) step(odd ? stage1 : stage0, c, h, v0, col0, lane, S);
+      if (active) step(stage(smem, now), c, h, v0, col0, lane, S);
       blk.sync();  // every warp is done with this stage before the next chunk's copy reuses it
     }
     if (!kStore && final_state && active)
@@ -160,29 +165,41 @@ struct RecurrenceMmaBody {
         }
 
     // P = Sᵀ Wᵀ and O = Sᵀ Q̃ᵀ [16 columns × C tokens], over the key dim 16 at a time.
+    // The products into one accumulator are ordered 4 apart (hi terms of 4 tiles, then their lo
+    // terms), so that each waits on nothing: consecutive ones into the same tile would stall.
     float P[8][4] = {}, O[8][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kDK / 16; ++ks) {
       if (16 * ks >= d.DK) break;
       mma::FragA hi, lo;
       mma::split_a(S[2 * ks], S[2 * ks + 1], 1.0f, hi, lo);
+      if (kStore) {
 #pragma unroll
-      for (int p = 0; p < C / 16; ++p) {
-        mma::FragB b0, b1;
-        mma::load_b_of_transposed(b0, b1, s.W, kLd, 16 * ks, 16 * p, lane);
-        mma::mma(P[2 * p], hi, b0);
-        mma::mma(P[2 * p], lo, b0);
-        mma::mma(P[2 * p + 1], hi, b1);
-        mma::mma(P[2 * p + 1], lo, b1);
-        if (!kStore) {
-          mma::FragB q0, q1, l0, l1;
+        for (int p = 0; p < C / 16; p += 2) {
+          mma::FragB w[4];
+          mma::load_b_of_transposed(w[0], w[1], s.W, kLd, 16 * ks, 16 * p, lane);
+          mma::load_b_of_transposed(w[2], w[3], s.W, kLd, 16 * ks, 16 * p + 16, lane);
+#pragma unroll
+          for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], hi, w[t]);
+#pragma unroll
+          for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], lo, w[t]);
+        }
+      } else {
+#pragma unroll
+        for (int p = 0; p < C / 16; ++p) {
+          mma::FragB w0, w1, q0, q1, l0, l1;
+          mma::load_b_of_transposed(w0, w1, s.W, kLd, 16 * ks, 16 * p, lane);
           mma::load_b_of_transposed(q0, q1, s.Qt, kLd, 16 * ks, 16 * p, lane);
           mma::load_b_of_transposed(l0, l1, s.Qt_lo, kLd, 16 * ks, 16 * p, lane);
+          mma::mma(P[2 * p], hi, w0);
+          mma::mma(P[2 * p + 1], hi, w1);
           mma::mma(O[2 * p], hi, q0);
-          mma::mma(O[2 * p], lo, q0);
-          mma::mma(O[2 * p], hi, l0);
           mma::mma(O[2 * p + 1], hi, q1);
+          mma::mma(P[2 * p], lo, w0);
+          mma::mma(P[2 * p + 1], lo, w1);
+          mma::mma(O[2 * p], lo, q0);
           mma::mma(O[2 * p + 1], lo, q1);
+          mma::mma(O[2 * p], hi, l0);
           mma::mma(O[2 * p + 1], hi, l1);
         }
       }
@@ -216,14 +233,15 @@ struct RecurrenceMmaBody {
       mma::FragA hi, lo;
       mma::split_a(P[2 * ks], P[2 * ks + 1], 1.0f, hi, lo);
 #pragma unroll
-      for (int p = 0; p < kDK / 16; ++p) {
-        if (16 * p >= d.DK) break;
-        mma::FragB b0, b1;
-        mma::load_b(b0, b1, s.K, kLd, 16 * ks, 16 * p, lane);
-        mma::mma(S[2 * p], hi, b0);
-        mma::mma(S[2 * p], lo, b0);
-        mma::mma(S[2 * p + 1], hi, b1);
-        mma::mma(S[2 * p + 1], lo, b1);
+      for (int p = 0; p < kDK / 16; p += 2) {
+        if (16 * p >= d.DK) break;  // DK is a multiple of 16; p + 1 past it multiplies zeros
+        mma::FragB b[4];
+        mma::load_b(b[0], b[1], s.K, kLd, 16 * ks, 16 * p, lane);
+        mma::load_b(b[2], b[3], s.K, kLd, 16 * ks, 16 * p + 16, lane);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(S[2 * p + t], hi, b[t]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(S[2 * p + t], lo, b[t]);
       }
     }
   }
@@ -265,6 +283,11 @@ struct ReverseMmaBody {
     carve(c);
     return c.used;
   }
+  DT_HD static Stage stage(char* smem, int i) {  // as RecurrenceMmaBody's
+    SmemCarver c{smem};
+    const Stage first = carve(c);
+    return i == 0 ? first : carve(c);
+  }
 
   __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
@@ -282,8 +305,6 @@ struct ReverseMmaBody {
   }
 
   __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
-    SmemCarver carver{smem};
-    const Stage stage0 = carve(carver), stage1 = carve(carver);
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, qq = lane & 3;
     const int v0 = vb * kCols, col0 = 16 * warp;
     const bool active = v0 + col0 < d.DV;
@@ -300,17 +321,17 @@ struct ReverseMmaBody {
                        : 0.0f;
       }
     const int first = tab.first[seq], last = tab.first[seq + 1] - 1;
-    if (last >= first) issue(blk, stage0, last, h, v0);
+    if (last >= first) issue(blk, stage(smem, 0), last, h, v0);
     for (int c = last; c >= first; --c) {
-      const bool odd = (last - c) & 1;
+      const int now = (last - c) & 1;
       if (c > first) {
-        issue(blk, odd ? stage0 : stage1, c - 1, h, v0);
+        issue(blk, stage(smem, now ^ 1), c - 1, h, v0);
         async_wait_all_but_last();
       } else {
         async_wait();
       }
       blk.sync();
-      if (active) step(odd ? stage1 : stage0, c, h, v0, col0, lane, dS);
+      if (active) step(stage(smem, now), c, h, v0, col0, lane, dS);
       blk.sync();
     }
     if (d_initial_state && active)
@@ -345,13 +366,14 @@ struct ReverseMmaBody {
       mma::FragA hi, lo;
       mma::split_a(dS[2 * ks], dS[2 * ks + 1], 1.0f, hi, lo);
 #pragma unroll
-      for (int p = 0; p < C / 16; ++p) {
-        mma::FragB b0, b1;
-        mma::load_b_of_transposed(b0, b1, s.K, kLd, 16 * ks, 16 * p, lane);
-        mma::mma(X[2 * p], hi, b0);
-        mma::mma(X[2 * p], lo, b0);
-        mma::mma(X[2 * p + 1], hi, b1);
-        mma::mma(X[2 * p + 1], lo, b1);
+      for (int p = 0; p < C / 16; p += 2) {  // ordered as RecurrenceMmaBody's products
+        mma::FragB b[4];
+        mma::load_b_of_transposed(b[0], b[1], s.K, kLd, 16 * ks, 16 * p, lane);
+        mma::load_b_of_transposed(b[2], b[3], s.K, kLd, 16 * ks, 16 * p + 16, lane);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(X[2 * p + t], hi, b[t]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(X[2 * p + t], lo, b[t]);
       }
     }
 
@@ -390,19 +412,21 @@ struct ReverseMmaBody {
       mma::FragA v_hi, v_lo;
       mma::split_a(X[2 * ks], X[2 * ks + 1], 1.0f, v_hi, v_lo);
 #pragma unroll
-      for (int p = 0; p < kDK / 16; ++p) {
+      for (int p = 0; p < kDK / 16; p += 2) {
         if (16 * p >= d.DK) break;
-        mma::FragB q0, q1, w0, w1;
-        mma::load_b(q0, q1, s.Q, kLd, 16 * ks, 16 * p, lane);
-        mma::load_b(w0, w1, s.W, kLd, 16 * ks, 16 * p, lane);
-        mma::mma(dS[2 * p], o_hi, q0);
-        mma::mma(dS[2 * p], o_lo, q0);
-        mma::mma(dS[2 * p], v_hi, w0);
-        mma::mma(dS[2 * p], v_lo, w0);
-        mma::mma(dS[2 * p + 1], o_hi, q1);
-        mma::mma(dS[2 * p + 1], o_lo, q1);
-        mma::mma(dS[2 * p + 1], v_hi, w1);
-        mma::mma(dS[2 * p + 1], v_lo, w1);
+        mma::FragB bq[4], bw[4];
+        mma::load_b(bq[0], bq[1], s.Q, kLd, 16 * ks, 16 * p, lane);
+        mma::load_b(bq[2], bq[3], s.Q, kLd, 16 * ks, 16 * p + 16, lane);
+        mma::load_b(bw[0], bw[1], s.W, kLd, 16 * ks, 16 * p, lane);
+        mma::load_b(bw[2], bw[3], s.W, kLd, 16 * ks, 16 * p + 16, lane);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(dS[2 * p + t], o_hi, bq[t]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(dS[2 * p + t], v_hi, bw[t]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(dS[2 * p + t], o_lo, bq[t]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) mma::mma(dS[2 * p + t], v_lo, bw[t]);
       }
     }
   }

@@ -27,7 +27,8 @@ struct FragB {
   uint32_t r[2];
 };
 
-// d += a b for one 16×8 tile.
+// d += a b for one 16×8 tile. Callers order their products so that consecutive ones go to
+// different accumulators (a product into the accumulator of the one just issued waits for it).
 __device__ __forceinline__ void mma(float (&d)[4], const FragA& a, const FragB& b) {
 #if defined(__CUDA_ARCH__)
   asm volatile(
