@@ -173,33 +173,50 @@ int value_block(const Dims& d, int requested) {
   return 16;
 }
 
-// Warps per block of the register-state kernels (each owns 16 state columns): 4 unless the head
-// has fewer columns, or the caller asks for 16·NW columns a block (value_block 16, 32 or 64).
-// Four warps share each chunk's tiles, a quarter of the copies one-warp blocks would make, and
-// still run one warp per scheduler of an SM.
-int mma_warps(const Dims& d, int requested) {
-  int warps = requested == 16 ? 1 : requested == 32 ? 2 : 4;
-  while (warps > 1 && 16 * warps > d.DV) warps /= 2;
-  return warps;
+// Blocks of the register-state kernels (delta_rule_recurrence_mma.cuh): NW groups of KS warps,
+// each group owning 16 state columns. KS = 2 by default: half the chain of dependent products per
+// chunk. NW = 2 for the forward (two stages and the exchange fill 209 KB of shared memory), 4 for
+// the backward (its forward and reverse blocks together stay within one wave of 132 SMs at 32
+// value heads). value_block 16, 32 or 64 asks for NW = 1, 2 or 4; key_split for KS.
+struct MmaShape {
+  int warps, split;
+};
+MmaShape mma_shape(const Dims& d, int requested_block, int requested_split, bool backward) {
+  MmaShape m{requested_block == 16   ? 1
+             : requested_block == 32 ? 2
+             : requested_block == 64 ? 4
+             : backward              ? 4
+                                     : 2,
+             requested_split == 1 ? 1 : 2};
+  if (!backward && m.split == 2 && m.warps > 2) m.warps = 2;
+  while (m.warps > 1 && 16 * m.warps > d.DV) m.warps /= 2;
+  return m;
 }
 static_assert(cuda::MmaRecurrenceTiles::kDK == kDeltaRuleCudaMaxHeadDim,
               "the register-state kernels pad the key dim to the largest one allowed");
 
-// Calls f(std::integral_constant<int, NW>) for the chosen warps per block.
+// Calls f(std::integral_constant<int, NW>{}, std::integral_constant<int, KS>{}).
 template <class F>
-void with_warps(int warps, F&& f) {
-  if (warps == 1)
-    f(std::integral_constant<int, 1>{});
-  else if (warps == 2)
-    f(std::integral_constant<int, 2>{});
+void with_mma_shape(const MmaShape& m, F&& f) {
+  auto split = [&](auto warps) {
+    if (m.split == 1)
+      f(warps, std::integral_constant<int, 1>{});
+    else
+      f(warps, std::integral_constant<int, 2>{});
+  };
+  if (m.warps == 1)
+    split(std::integral_constant<int, 1>{});
+  else if (m.warps == 2)
+    split(std::integral_constant<int, 2>{});
   else
-    f(std::integral_constant<int, 4>{});
+    split(std::integral_constant<int, 4>{});
 }
 
 template <class T>
 void run_forward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
-                 const T* q, const T* k, const T* v, const float* g, const float* beta,
-                 const float* initial_state, T* out, float* final_state, char* workspace) {
+                 int requested_split, const T* q, const T* k, const T* v, const float* g,
+                 const float* beta, const float* initial_state, T* out, float* final_state,
+                 char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, false, workspace, &bytes);
   using Prep = cuda::PrepBody<T, false>;
@@ -208,13 +225,15 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int request
   // The sequential kernel: the state in registers for bf16 on the GPU, block_tile.cuh's otherwise.
   if constexpr (std::is_same_v<T, cuda::bf16>) {
     if (!run.emulate) {
-      with_warps(mma_warps(d, requested_block), [&](auto warps) {
-        constexpr int NW = decltype(warps)::value;
-        using Rec = cuda::RecurrenceMmaBody<NW, false>;
-        run.template gpu<Rec::kThreads>(
-            "gated delta rule: recurrence (forward)",
-            Rec{d, tab, k, initial_state, out, final_state, ws},
-            dim3(d.num_sequences, d.Hv, (d.DV + Rec::kCols - 1) / Rec::kCols), Rec::smem_bytes());
+      with_mma_shape(mma_shape(d, requested_block, requested_split, false), [&](auto nw, auto ks) {
+        constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
+        using Rec = cuda::RecurrenceMmaBody<NW, false, KS>;
+        if constexpr (NW * KS <= 4) {  // the forward's shared memory allows 4 warps (mma_shape)
+          run.template gpu<Rec::kThreads>(
+              "gated delta rule: recurrence (forward)",
+              Rec{d, tab, k, initial_state, out, final_state, ws},
+              dim3(d.num_sequences, d.Hv, (d.DV + Rec::kCols - 1) / Rec::kCols), Rec::smem_bytes());
+        }
       });
       return;
     }
@@ -235,16 +254,16 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int request
 // The backward's two sequential passes, side by side in one launch.
 template <class T>
 void run_backward_recurrences(const Runner& run, const Dims& d, const Table& tab,
-                              int requested_block, const T* q, const T* k,
+                              int requested_block, int requested_split, const T* q, const T* k,
                               const float* initial_state, const T* d_out,
                               const float* d_final_state, float* d_initial_state,
                               const Workspace<T>& ws) {
   const char* name = "gated delta rule: recurrences (forward recompute + reverse)";
   if constexpr (std::is_same_v<T, cuda::bf16>) {
     if (!run.emulate) {
-      with_warps(mma_warps(d, requested_block), [&](auto warps) {
-        constexpr int NW = decltype(warps)::value;
-        using Both = cuda::BothRecurrencesMmaBody<NW>;
+      with_mma_shape(mma_shape(d, requested_block, requested_split, true), [&](auto nw, auto ks) {
+        constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
+        using Both = cuda::BothRecurrencesMmaBody<NW, KS>;
         const int blocks = (d.DV + 16 * NW - 1) / (16 * NW);
         const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
                         {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
@@ -271,17 +290,17 @@ void run_backward_recurrences(const Runner& run, const Dims& d, const Table& tab
 
 template <class T>
 void run_backward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
-                  const T* q, const T* k, const T* v, const float* g, const float* beta,
-                  const float* initial_state, const T* d_out, const float* d_final_state, T* dq,
-                  T* dk, T* dv, float* dg, float* dbeta, float* d_initial_state,
-                  char* workspace) {
+                  int requested_split, const T* q, const T* k, const T* v, const float* g,
+                  const float* beta, const float* initial_state, const T* d_out,
+                  const float* d_final_state, T* dq, T* dk, T* dv, float* dg, float* dbeta,
+                  float* d_initial_state, char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, true, workspace, &bytes);
   using Prep = cuda::PrepBody<T, true>;
   run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
       dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
-  run_backward_recurrences<T>(run, d, tab, requested_block, q, k, initial_state, d_out,
-                              d_final_state, d_initial_state, ws);
+  run_backward_recurrences<T>(run, d, tab, requested_block, requested_split, q, k, initial_state,
+                              d_out, d_final_state, d_initial_state, ws);
   using Grad = cuda::ChunkGradBody<T>;
   run("gated delta rule: chunk gradients",
       Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
@@ -341,7 +360,7 @@ void gated_delta_rule_cuda_forward(const DeltaRuleCudaPlan& plan, const T* q, co
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_forward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                 plan.value_block, q, k, v, g, beta, initial_state, out,
+                 plan.value_block, plan.key_split, q, k, v, g, beta, initial_state, out,
                  final_state, static_cast<char*>(workspace));
 }
 
@@ -355,7 +374,7 @@ void gated_delta_rule_cuda_backward(const DeltaRuleCudaPlan& plan, const T* q, c
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_backward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                  plan.value_block, q, k, v, g, beta, initial_state, d_out,
+                  plan.value_block, plan.key_split, q, k, v, g, beta, initial_state, d_out,
                   d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
                   static_cast<char*>(workspace));
 }
@@ -373,8 +392,8 @@ void gated_delta_rule_cuda_emulated_forward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, false, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, q, k, v,
-                 g, beta, initial_state, out, final_state, workspace.data());
+  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, 0, q, k, v, g, beta,
+                 initial_state, out, final_state, workspace.data());
 }
 
 template <class T>
@@ -392,9 +411,9 @@ void gated_delta_rule_cuda_emulated_backward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, true, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, q, k, v,
-                  g, beta, initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta,
-                  d_initial_state, workspace.data());
+  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, 0, q, k, v, g, beta,
+                  initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
+                  workspace.data());
 }
 
 #define DT_INSTANTIATE(T)                                                                       \

@@ -156,11 +156,11 @@ struct BothRecurrencesBody {
 // P = Q Kᵀ ⊙ M, D = dP ⊙ M, X = dO Sᵀ, Y = V' dSᵀ:
 //   dP = dO V'ᵀ                      dΓ_i += Σ_j dP_ij P_ij, dΓ_j −= the same (j < i)
 //   dq = D K + diag(a) X             dΓ_i += a_i q_i·X_i
-//   dk = Dᵀ Q + diag(b) Y + ...      dΓ_j −= b_j k_j·Y_j, dΓ_last += Σ_j b_j k_j·Y_j + a_last <S, dS>
-//   dB_w = Tᵀ (−dV' Sᵀ), dB_u = Tᵀ dV'
-//   dk += diag(β a) dB_w; dv = diag(β) dB_u; dβ_i = a_i k_i·dB_w,i + v_i·dB_u,i + Σ_j dA_ij (k_i·k_j) M_ij
-//   dA = −(dB_w Wᵀ + dB_u Uᵀ) (i > j), dΓ_i += dA_ij A_ij, dΓ_j −= the same; Z = dA ⊙ β_i M
-//   dk += Z K + Zᵀ K;  dg = the reverse running sum of dΓ inside the chunk.
+//   dk = Dᵀ Q + diag(b) Y + ...      dΓ_j −= b_j k_j·Y_j, dΓ_last += Σ_j b_j k_j·Y_j + a_last <S,
+//   dS> dB_w = Tᵀ (−dV' Sᵀ), dB_u = Tᵀ dV' dk += diag(β a) dB_w; dv = diag(β) dB_u; dβ_i = a_i
+//   k_i·dB_w,i + v_i·dB_u,i + Σ_j dA_ij (k_i·k_j) M_ij dA = −(dB_w Wᵀ + dB_u Uᵀ) (i > j), dΓ_i +=
+//   dA_ij A_ij, dΓ_j −= the same; Z = dA ⊙ β_i M dk += Z K + Zᵀ K;  dg = the reverse running sum of
+//   dΓ inside the chunk.
 // Fourteen tensor-core products. V', dV' and D enter as bf16 hi + lo; S, dS and the rest as bf16
 // (shared memory has no room for more: 229 KB of the 227 KiB a block may have on a Hopper GPU at
 // dk = dv = 128). Shared memory is reused phase by phase (each tile's comment says what it holds

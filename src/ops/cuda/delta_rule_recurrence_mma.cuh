@@ -45,15 +45,55 @@ __device__ __forceinline__ void async_wait_all_but_last() {
 #endif
 }
 
-// One block of NW warps per (sequence, value head, 16·NW state columns); warp w owns columns
-// 16w .. 16w + 15 of the block's. Per chunk, with Sᵀ the warp's slice of the state entering it:
+// The split of the key dim over KS warps (KS = 1 or 2): warp w of a block owns state columns
+// 16 (w / KS) .. +15 of the block's and key rows dk0 = (128 / KS)(w % KS) .. +128 / KS − 1 of them.
+// A product over the key dim (Sᵀ Wᵀ, Sᵀ Q̃ᵀ, dSᵀ Kᵀ) is then a sum of KS partial products: each
+// warp adds its partner's through shared memory (a barrier of the pair alone, no block barrier).
+// Both warps then hold the whole product (a + b == b + a: the same bits), and each updates its own
+// key rows. KS = 2 halves each warp's chain of dependent products per chunk (the chunk's latency)
+// for one exchange of 4 KiB.
+template <int KS>
+struct KeySplit {
+  static constexpr int kTiles = 16 / KS;  // 8-column C tiles of the state a warp holds
+  static constexpr int kRows = 128 / KS;  // key rows a warp owns
+  int group, part, dk0;
+  __device__ explicit KeySplit(int warp)
+      : group(warp / KS), part(warp % KS), dk0(kRows * (warp % KS)) {}
+  // Row tiles j of a 16 × C product this warp writes out (the pair writes half each).
+  __device__ bool writes(int j) const { return KS == 1 || j / (8 / KS) == part; }
+  // x += the partner's partial of the 16 × C product x (8 C tiles), through xch (this block's
+  // exchange area: 1024 floats per warp).
+  __device__ void add_partner(float (&x)[8][4], float* xch, int warp, int lane) const {
+    if constexpr (KS == 2) {
+      float* mine = xch + warp * 1024;
+      const float* theirs = xch + (warp ^ 1) * 1024;
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) mine[(j * 4 + r) * 32 + lane] = x[j][r];
+#if defined(__CUDA_ARCH__)
+      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + group) : "memory");
+#endif
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) x[j][r] += theirs[(j * 4 + r) * 32 + lane];
+      // No second barrier: each area is written once a chunk, and the next chunk starts after a
+      // block barrier.
+    }
+  }
+};
+
+// One block of NW·KS warps per (sequence, value head, 16·NW state columns) (KeySplit). Per chunk,
+// with Sᵀ the warp's slice of the state entering it:
 //   V'ᵀ = Uᵀ − Sᵀ Wᵀ,   Oᵀ = O_localᵀ + Sᵀ Q̃ᵀ (forward),   Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K
 // (the equations of RecurrenceBody, transposed so that the state is the A operand throughout).
-template <int NW, bool kStore>
+template <int NW, bool kStore, int KS>
 struct RecurrenceMmaBody {
   static constexpr int C = MmaRecurrenceTiles::C, kDK = MmaRecurrenceTiles::kDK;
   static constexpr int kLd = MmaRecurrenceTiles::kLd;
-  static constexpr int kThreads = 32 * NW, kCols = 16 * NW, kLdF = kCols + 4;
+  static constexpr int kThreads = 32 * NW * KS, kCols = 16 * NW, kLdF = kCols + 4;
+  static constexpr int kTiles = KeySplit<KS>::kTiles;
   Dims d;
   Table tab;
   const bf16* k;
@@ -77,10 +117,13 @@ struct RecurrenceMmaBody {
     s.gamma = c.take<float>(C);
     return s;
   }
+  // Two stages, then the exchange area (KS = 2: 1024 floats per warp and product exchanged).
+  static constexpr int kExchange = KS == 1 ? 0 : NW * KS * 1024 * (kStore ? 1 : 2);
   static size_t smem_bytes() {
     SmemCarver c{nullptr};
     carve(c);
     carve(c);
+    c.take<float>(kExchange);
     return c.used;
   }
   // Stage i (0 or 1) by value: its pointers are selected in registers (a reference to one of two
@@ -89,6 +132,12 @@ struct RecurrenceMmaBody {
     SmemCarver c{smem};
     const Stage first = carve(c);
     return i == 0 ? first : carve(c);
+  }
+  DT_HD static float* exchange(char* smem) {
+    SmemCarver c{smem};
+    carve(c);
+    carve(c);
+    return c.take<float>(kExchange);
   }
 
   __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
@@ -111,17 +160,18 @@ struct RecurrenceMmaBody {
 
   __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, q = lane & 3;
-    const int v0 = vb * kCols, col0 = 16 * warp;  // the block's first column; the warp's in it
+    const KeySplit<KS> split(warp);
+    const int v0 = vb * kCols, col0 = 16 * split.group;  // the block's first column; the warp's
     const bool active = v0 + col0 < d.DV;
     const int64_t pair = int64_t(seq) * d.Hv + h, state = int64_t(d.dk) * d.dv;
 
-    // Sᵀ: S[j][r] = S(m = 8j + 2q + r % 2, column v0 + col0 + g + 8 (r / 2)).
-    float S[16][4];
+    // Sᵀ: S[j][r] = S(m = dk0 + 8j + 2q + r % 2, column v0 + col0 + g + 8 (r / 2)).
+    float S[kTiles][4];
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int m = 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+        const int m = split.dk0 + 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
         S[j][r] = initial_state && m < d.dk && v < d.dv
                       ? initial_state[pair * state + int64_t(m) * d.dv + v]
                       : 0.0f;
@@ -137,48 +187,49 @@ struct RecurrenceMmaBody {
         async_wait();
       }
       blk.sync();
-      if (active) step(stage(smem, now), c, h, v0, col0, lane, S);
+      if (active) step(stage(smem, now), exchange(smem), c, h, v0, col0, split, warp, lane, S);
       blk.sync();  // every warp is done with this stage before the next chunk's copy reuses it
     }
     if (!kStore && final_state && active)
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
+      for (int j = 0; j < kTiles; ++j)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int m = 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+          const int m = split.dk0 + 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
           if (m < d.dk && v < d.dv) final_state[pair * state + int64_t(m) * d.dv + v] = S[j][r];
         }
   }
 
-  __device__ void step(const Stage& s, int c, int h, int v0, int col0, int lane,
-                       float (&S)[16][4]) const {
-    const int g = lane >> 2, q = lane & 3;
+  __device__ void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
+                       const KeySplit<KS>& split, int warp, int lane, float (&S)[kTiles][4]) const {
+    const int g = lane >> 2, q = lane & 3, dk0 = split.dk0;
     const int t0 = tab.t0[c], n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
     if (kStore)  // the state entering the chunk, for ChunkGradBody (padded rows and columns too)
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
+      for (int j = 0; j < kTiles; ++j)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int m = 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+          const int m = dk0 + 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
           if (m < d.DK) ws.states[ch * d.DK * d.DV + int64_t(m) * d.DV + v] = S[j][r];
         }
 
-    // P = Sᵀ Wᵀ and O = Sᵀ Q̃ᵀ [16 columns × C tokens], over the key dim 16 at a time.
+    // P = Sᵀ Wᵀ and O = Sᵀ Q̃ᵀ [16 columns × C tokens], over this warp's key rows 16 at a time.
     // The products into one accumulator are ordered 4 apart (hi terms of 4 tiles, then their lo
     // terms), so that each waits on nothing: consecutive ones into the same tile would stall.
     float P[8][4] = {}, O[8][4] = {};
 #pragma unroll
-    for (int ks = 0; ks < kDK / 16; ++ks) {
-      if (16 * ks >= d.DK) break;
+    for (int ks = 0; ks < kTiles / 2; ++ks) {
+      const int k0 = dk0 + 16 * ks;
+      if (k0 >= d.DK) break;
       mma::FragA hi, lo;
       mma::split_a(S[2 * ks], S[2 * ks + 1], 1.0f, hi, lo);
       if (kStore) {
 #pragma unroll
         for (int p = 0; p < C / 16; p += 2) {
           mma::FragB w[4];
-          mma::load_b_of_transposed(w[0], w[1], s.W, kLd, 16 * ks, 16 * p, lane);
-          mma::load_b_of_transposed(w[2], w[3], s.W, kLd, 16 * ks, 16 * p + 16, lane);
+          mma::load_b_of_transposed(w[0], w[1], s.W, kLd, k0, 16 * p, lane);
+          mma::load_b_of_transposed(w[2], w[3], s.W, kLd, k0, 16 * p + 16, lane);
 #pragma unroll
           for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], hi, w[t]);
 #pragma unroll
@@ -188,9 +239,9 @@ struct RecurrenceMmaBody {
 #pragma unroll
         for (int p = 0; p < C / 16; ++p) {
           mma::FragB w0, w1, q0, q1, l0, l1;
-          mma::load_b_of_transposed(w0, w1, s.W, kLd, 16 * ks, 16 * p, lane);
-          mma::load_b_of_transposed(q0, q1, s.Qt, kLd, 16 * ks, 16 * p, lane);
-          mma::load_b_of_transposed(l0, l1, s.Qt_lo, kLd, 16 * ks, 16 * p, lane);
+          mma::load_b_of_transposed(w0, w1, s.W, kLd, k0, 16 * p, lane);
+          mma::load_b_of_transposed(q0, q1, s.Qt, kLd, k0, 16 * p, lane);
+          mma::load_b_of_transposed(l0, l1, s.Qt_lo, kLd, k0, 16 * p, lane);
           mma::mma(P[2 * p], hi, w0);
           mma::mma(P[2 * p + 1], hi, w1);
           mma::mma(O[2 * p], hi, q0);
@@ -204,6 +255,8 @@ struct RecurrenceMmaBody {
         }
       }
     }
+    split.add_partner(P, xch, warp, lane);
+    if (!kStore) split.add_partner(O, xch + NW * KS * 1024, warp, lane);
 
     // V' = U − P (stored for the backward), the output, and diag(b) V' in place of P.
     const float gamma_last = s.gamma[n - 1];
@@ -214,18 +267,19 @@ struct RecurrenceMmaBody {
         const int i = 8 * j + 2 * q + (r & 1), col = col0 + g + 8 * (r >> 1);
         const float v_new = s.U[i * kLdF + col] - P[j][r];
         if (kStore) {
-          store_split(ws.V_new, ws.V_new_lo, (ch * C + i) * d.DV + v0 + col, v_new);
-        } else if (i < n && v0 + col < d.dv) {
+          if (split.writes(j))
+            store_split(ws.V_new, ws.V_new_lo, (ch * C + i) * d.DV + v0 + col, v_new);
+        } else if (split.writes(j) && i < n && v0 + col < d.dv) {
           out[(int64_t(t0 + i) * d.Hv + h) * d.dv + v0 + col] =
               from_float<bf16>(s.O_local[i * kLdF + col] + O[j][r]);
         }
         P[j][r] = i < n ? expf(gamma_last - s.gamma[i]) * v_new : 0.0f;
       }
 
-    // Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K, over the chunk's tokens 16 at a time.
+    // Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K on this warp's key rows, over the chunk's tokens.
     const float a_last = expf(gamma_last);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) S[j][r] *= a_last;
 #pragma unroll
@@ -233,11 +287,12 @@ struct RecurrenceMmaBody {
       mma::FragA hi, lo;
       mma::split_a(P[2 * ks], P[2 * ks + 1], 1.0f, hi, lo);
 #pragma unroll
-      for (int p = 0; p < kDK / 16; p += 2) {
-        if (16 * p >= d.DK) break;  // DK is a multiple of 16; p + 1 past it multiplies zeros
+      for (int p = 0; p < kTiles / 2; p += 2) {
+        const int n0 = dk0 + 16 * p;
+        if (n0 >= d.DK) break;  // DK is a multiple of 16; n0 + 16 past it multiplies zeros
         mma::FragB b[4];
-        mma::load_b(b[0], b[1], s.K, kLd, 16 * ks, 16 * p, lane);
-        mma::load_b(b[2], b[3], s.K, kLd, 16 * ks, 16 * p + 16, lane);
+        mma::load_b(b[0], b[1], s.K, kLd, 16 * ks, n0, lane);
+        mma::load_b(b[2], b[3], s.K, kLd, 16 * ks, n0 + 16, lane);
 #pragma unroll
         for (int t = 0; t < 4; ++t) mma::mma(S[2 * p + t], hi, b[t]);
 #pragma unroll
@@ -247,15 +302,17 @@ struct RecurrenceMmaBody {
   }
 };
 
-// The reverse pass of ReverseBody with dSᵀ [16 columns × dk] in registers, chunks from the last:
+// The reverse pass of ReverseBody with dSᵀ [16 columns × dk] in registers (split as
+// RecurrenceMmaBody's state), chunks from the last:
 //   Xᵀ = dSᵀ Kᵀ,  dV'ᵀ = dV_localᵀ + Xᵀ diag(b),
 //   dSᵀ ← a_last dSᵀ + (diag(a) dO)ᵀ Q − dV'ᵀ W
 // storing dS (leaving each chunk) and dV' for ChunkGradBody.
-template <int NW>
+template <int NW, int KS>
 struct ReverseMmaBody {
   static constexpr int C = MmaRecurrenceTiles::C, kDK = MmaRecurrenceTiles::kDK;
   static constexpr int kLd = MmaRecurrenceTiles::kLd;
-  static constexpr int kThreads = 32 * NW, kCols = 16 * NW, kLdF = kCols + 4, kLdO = kCols + 8;
+  static constexpr int kThreads = 32 * NW * KS, kCols = 16 * NW, kLdF = kCols + 4;
+  static constexpr int kLdO = kCols + 8, kTiles = KeySplit<KS>::kTiles;
   Dims d;
   Table tab;
   const bf16 *q, *k, *d_out;
@@ -277,16 +334,24 @@ struct ReverseMmaBody {
     s.gamma = c.take<float>(C);
     return s;
   }
+  static constexpr int kExchange = KS == 1 ? 0 : NW * KS * 1024;
   static size_t smem_bytes() {
     SmemCarver c{nullptr};
     carve(c);
     carve(c);
+    c.take<float>(kExchange);
     return c.used;
   }
   DT_HD static Stage stage(char* smem, int i) {  // as RecurrenceMmaBody's
     SmemCarver c{smem};
     const Stage first = carve(c);
     return i == 0 ? first : carve(c);
+  }
+  DT_HD static float* exchange(char* smem) {
+    SmemCarver c{smem};
+    carve(c);
+    carve(c);
+    return c.take<float>(kExchange);
   }
 
   __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
@@ -306,16 +371,17 @@ struct ReverseMmaBody {
 
   __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, qq = lane & 3;
-    const int v0 = vb * kCols, col0 = 16 * warp;
+    const KeySplit<KS> split(warp);
+    const int v0 = vb * kCols, col0 = 16 * split.group;
     const bool active = v0 + col0 < d.DV;
     const int64_t pair = int64_t(seq) * d.Hv + h, state = int64_t(d.dk) * d.dv;
 
-    float dS[16][4];  // dSᵀ, laid out as RecurrenceMmaBody's S
+    float dS[kTiles][4];  // dSᵀ, laid out as RecurrenceMmaBody's S
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int m = 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+        const int m = split.dk0 + 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
         dS[j][r] = d_final_state && m < d.dk && v < d.dv
                        ? d_final_state[pair * state + int64_t(m) * d.dv + v]
                        : 0.0f;
@@ -331,51 +397,54 @@ struct ReverseMmaBody {
         async_wait();
       }
       blk.sync();
-      if (active) step(stage(smem, now), c, h, v0, col0, lane, dS);
+      if (active) step(stage(smem, now), exchange(smem), c, h, v0, col0, split, warp, lane, dS);
       blk.sync();
     }
     if (d_initial_state && active)
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
+      for (int j = 0; j < kTiles; ++j)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int m = 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+          const int m = split.dk0 + 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
           if (m < d.dk && v < d.dv)
             d_initial_state[pair * state + int64_t(m) * d.dv + v] = dS[j][r];
         }
   }
 
-  __device__ void step(const Stage& s, int c, int h, int v0, int col0, int lane,
-                       float (&dS)[16][4]) const {
-    const int g = lane >> 2, qq = lane & 3;
+  __device__ void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
+                       const KeySplit<KS>& split, int warp, int lane,
+                       float (&dS)[kTiles][4]) const {
+    const int g = lane >> 2, qq = lane & 3, dk0 = split.dk0;
     const int n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int m = 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
+        const int m = dk0 + 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
         if (m < d.DK) ws.d_states[ch * d.DK * d.DV + int64_t(m) * d.DV + v] = dS[j][r];
       }
 
-    // X = dSᵀ Kᵀ [16 columns × C tokens].
+    // X = dSᵀ Kᵀ [16 columns × C tokens], ordered as RecurrenceMmaBody's products.
     float X[8][4] = {};
 #pragma unroll
-    for (int ks = 0; ks < kDK / 16; ++ks) {
-      if (16 * ks >= d.DK) break;
+    for (int ks = 0; ks < kTiles / 2; ++ks) {
+      const int k0 = dk0 + 16 * ks;
+      if (k0 >= d.DK) break;
       mma::FragA hi, lo;
       mma::split_a(dS[2 * ks], dS[2 * ks + 1], 1.0f, hi, lo);
 #pragma unroll
-      for (int p = 0; p < C / 16; p += 2) {  // ordered as RecurrenceMmaBody's products
+      for (int p = 0; p < C / 16; p += 2) {
         mma::FragB b[4];
-        mma::load_b_of_transposed(b[0], b[1], s.K, kLd, 16 * ks, 16 * p, lane);
-        mma::load_b_of_transposed(b[2], b[3], s.K, kLd, 16 * ks, 16 * p + 16, lane);
+        mma::load_b_of_transposed(b[0], b[1], s.K, kLd, k0, 16 * p, lane);
+        mma::load_b_of_transposed(b[2], b[3], s.K, kLd, k0, 16 * p + 16, lane);
 #pragma unroll
         for (int t = 0; t < 4; ++t) mma::mma(X[2 * p + t], hi, b[t]);
 #pragma unroll
         for (int t = 0; t < 4; ++t) mma::mma(X[2 * p + t], lo, b[t]);
       }
     }
+    split.add_partner(X, xch, warp, lane);
 
     // dV' = dV_local + diag(b) X (stored), kept negated in X for the update.
     const float gamma_last = s.gamma[n - 1];
@@ -386,14 +455,15 @@ struct ReverseMmaBody {
         const int i = 8 * j + 2 * qq + (r & 1), col = col0 + g + 8 * (r >> 1);
         const float b = i < n ? expf(gamma_last - s.gamma[i]) : 0.0f;
         const float dv_new = s.dV_local[i * kLdF + col] + b * X[j][r];
-        store_split(ws.dV_new, ws.dV_new_lo, (ch * C + i) * d.DV + v0 + col, dv_new);
+        if (split.writes(j))
+          store_split(ws.dV_new, ws.dV_new_lo, (ch * C + i) * d.DV + v0 + col, dv_new);
         X[j][r] = -dv_new;
       }
 
-    // dSᵀ ← a_last dSᵀ + (diag(a) dO)ᵀ Q − dV'ᵀ W, over the chunk's tokens 16 at a time.
+    // dSᵀ ← a_last dSᵀ + (diag(a) dO)ᵀ Q − dV'ᵀ W on this warp's key rows, over the tokens.
     const float a_last = expf(gamma_last);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) dS[j][r] *= a_last;
 #pragma unroll
@@ -412,13 +482,14 @@ struct ReverseMmaBody {
       mma::FragA v_hi, v_lo;
       mma::split_a(X[2 * ks], X[2 * ks + 1], 1.0f, v_hi, v_lo);
 #pragma unroll
-      for (int p = 0; p < kDK / 16; p += 2) {
-        if (16 * p >= d.DK) break;
+      for (int p = 0; p < kTiles / 2; p += 2) {
+        const int n0 = dk0 + 16 * p;
+        if (n0 >= d.DK) break;
         mma::FragB bq[4], bw[4];
-        mma::load_b(bq[0], bq[1], s.Q, kLd, 16 * ks, 16 * p, lane);
-        mma::load_b(bq[2], bq[3], s.Q, kLd, 16 * ks, 16 * p + 16, lane);
-        mma::load_b(bw[0], bw[1], s.W, kLd, 16 * ks, 16 * p, lane);
-        mma::load_b(bw[2], bw[3], s.W, kLd, 16 * ks, 16 * p + 16, lane);
+        mma::load_b(bq[0], bq[1], s.Q, kLd, 16 * ks, n0, lane);
+        mma::load_b(bq[2], bq[3], s.Q, kLd, 16 * ks, n0 + 16, lane);
+        mma::load_b(bw[0], bw[1], s.W, kLd, 16 * ks, n0, lane);
+        mma::load_b(bw[2], bw[3], s.W, kLd, 16 * ks, n0 + 16, lane);
 #pragma unroll
         for (int t = 0; t < 4; ++t) mma::mma(dS[2 * p + t], o_hi, bq[t]);
 #pragma unroll
@@ -434,16 +505,16 @@ struct ReverseMmaBody {
 
 // The backward's two sequential passes in one launch, as BothRecurrencesBody: z < value_blocks
 // recomputes the forward (entry states and V'), the rest runs the reverse pass.
-template <int NW>
+template <int NW, int KS>
 struct BothRecurrencesMmaBody {
-  static constexpr int kThreads = 32 * NW;
-  RecurrenceMmaBody<NW, true> forward;
-  ReverseMmaBody<NW> reverse;
+  static constexpr int kThreads = 32 * NW * KS;
+  RecurrenceMmaBody<NW, true, KS> forward;
+  ReverseMmaBody<NW, KS> reverse;
   int value_blocks;
 
   static size_t smem_bytes() {
-    const size_t f = RecurrenceMmaBody<NW, true>::smem_bytes();
-    const size_t r = ReverseMmaBody<NW>::smem_bytes();
+    const size_t f = RecurrenceMmaBody<NW, true, KS>::smem_bytes();
+    const size_t r = ReverseMmaBody<NW, KS>::smem_bytes();
     return f > r ? f : r;
   }
   __device__ void operator()(const Block& blk, int seq, int h, int z, char* smem) const {

@@ -1,8 +1,8 @@
-// Warp-level tensor-core pieces (sm_80 and later; declared in the host pass too, empty there) for kernels that keep a matrix in registers
-// across a long loop instead of in shared memory: ldmatrix, mma.sync m16n8k16 (bf16 operands,
-// float accumulation) and the bf16 hi + lo split of float fragments. GPU only: inline PTX cannot
-// run in the host emulation, so every kernel built from these has a block_tile.cuh twin that the
-// emulation (and CI) checks.
+// Warp-level tensor-core pieces (sm_80 and later; declared in the host pass too, empty there) for
+// kernels that keep a matrix in registers across a long loop instead of in shared memory: ldmatrix,
+// mma.sync m16n8k16 (bf16 operands, float accumulation) and the bf16 hi + lo split of float
+// fragments. GPU only: inline PTX cannot run in the host emulation, so every kernel built from
+// these has a block_tile.cuh twin that the emulation (and CI) checks.
 //
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"), with g = lane / 4, q = lane % 4:
 //   A (16×16, rows m, columns k): a[0] = (m g,   k 2q..2q+1)   a[1] = (m g+8, k 2q..2q+1)
@@ -60,9 +60,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_b
 
 // B fragments of two adjacent n-tiles (n0..n0+7, n0+8..n0+15) for k rows k0..k0+15, where
 // B[k][n] = X[n][k] with X row-major (ld elements): the product with Xᵀ.
-__device__ __forceinline__ void load_b_of_transposed(FragB& b0, FragB& b1,
-                                                     const __nv_bfloat16* X, int ld, int k0,
-                                                     int n0, int lane) {
+__device__ __forceinline__ void load_b_of_transposed(FragB& b0, FragB& b1, const __nv_bfloat16* X,
+                                                     int ld, int k0, int n0, int lane) {
   const int m = lane >> 3, r = lane & 7;
   uint32_t x[4];
   ldmatrix_x4(x, X + (n0 + r + 8 * (m >> 1)) * ld + k0 + 8 * (m & 1));
@@ -70,8 +69,8 @@ __device__ __forceinline__ void load_b_of_transposed(FragB& b0, FragB& b1,
   b1 = {x[2], x[3]};
 }
 // The same with B[k][n] = X[k][n], X row-major: the product with X.
-__device__ __forceinline__ void load_b(FragB& b0, FragB& b1, const __nv_bfloat16* X, int ld,
-                                       int k0, int n0, int lane) {
+__device__ __forceinline__ void load_b(FragB& b0, FragB& b1, const __nv_bfloat16* X, int ld, int k0,
+                                       int n0, int lane) {
   const int m = lane >> 3, r = lane & 7;
   uint32_t x[4];
   ldmatrix_x4_trans(x, X + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
@@ -110,6 +109,5 @@ __device__ __forceinline__ void split_a(const float (&t0)[4], const float (&t1)[
   split2(scale * t1[0], scale * t1[1], hi.r[2], lo.r[2]);
   split2(scale * t1[2], scale * t1[3], hi.r[3], lo.r[3]);
 }
-
 
 }  // namespace deltatune::cuda::mma
