@@ -25,12 +25,25 @@ namespace deltatune::cuda {
 
 using bf16 = __nv_bfloat16;
 
+#if !defined(__CUDA_ARCH__)
+// The host simulation of a whole block, one host thread per GPU thread (tests only:
+// tests/cuda_emulated/delta_rule_mma_sim_test.cu, for kernels that need real warps): set on each of
+// its threads, Block::sync waits for the block's other threads. Null otherwise (the emulation runs
+// one thread per block and needs no barrier).
+struct SimulatedBlock {
+  virtual void sync() = 0;
+};
+inline thread_local SimulatedBlock* simulated_block = nullptr;
+#endif
+
 // The threads running one block's body: thread in [0, threads).
 struct Block {
   int thread = 0, threads = 1;
   DT_HD void sync() const {
 #if defined(__CUDA_ARCH__)
     __syncthreads();
+#else
+    if (simulated_block) simulated_block->sync();
 #endif
   }
 };

@@ -33,13 +33,13 @@ struct MmaRecurrenceTiles {
   static_assert(C == 64, "the register-state kernels assume 64-token chunks");
 };
 
-__device__ __forceinline__ void async_commit() {
+DT_HD void async_commit() {
 #if defined(__CUDA_ARCH__)
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 // Waits for every copy but the most recent group (the next chunk's, still in flight).
-__device__ __forceinline__ void async_wait_all_but_last() {
+DT_HD void async_wait_all_but_last() {
 #if defined(__CUDA_ARCH__)
   asm volatile("cp.async.wait_group 1;\n" ::: "memory");
 #endif
@@ -57,13 +57,12 @@ struct KeySplit {
   static constexpr int kTiles = 16 / KS;  // 8-column C tiles of the state a warp holds
   static constexpr int kRows = 128 / KS;  // key rows a warp owns
   int group, part, dk0;
-  __device__ explicit KeySplit(int warp)
-      : group(warp / KS), part(warp % KS), dk0(kRows * (warp % KS)) {}
+  DT_HD explicit KeySplit(int warp) : group(warp / KS), part(warp % KS), dk0(kRows * (warp % KS)) {}
   // Row tiles j of a 16 × C product this warp writes out (the pair writes half each).
-  __device__ bool writes(int j) const { return KS == 1 || j / (8 / KS) == part; }
+  DT_HD bool writes(int j) const { return KS == 1 || j / (8 / KS) == part; }
   // x += the partner's partial of the 16 × C product x (8 C tiles), through xch (this block's
   // exchange area: 1024 floats per warp).
-  __device__ void add_partner(float (&x)[8][4], float* xch, int warp, int lane) const {
+  DT_HD void add_partner(float (&x)[8][4], float* xch, int warp, int lane) const {
     if constexpr (KS == 2) {
       float* mine = xch + warp * 1024;
       const float* theirs = xch + (warp ^ 1) * 1024;
@@ -71,9 +70,7 @@ struct KeySplit {
       for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int r = 0; r < 4; ++r) mine[(j * 4 + r) * 32 + lane] = x[j][r];
-#if defined(__CUDA_ARCH__)
-      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + group) : "memory");
-#endif
+      mma::named_barrier(1 + group, 64);
 #pragma unroll
       for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -140,7 +137,7 @@ struct RecurrenceMmaBody {
     return c.take<float>(kExchange);
   }
 
-  __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
+  DT_HD void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(c) * d.Hv + h;
     const int cols = d.DV - v0 < kCols ? d.DV - v0 : kCols;
@@ -158,7 +155,7 @@ struct RecurrenceMmaBody {
     async_commit();
   }
 
-  __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
+  DT_HD void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, q = lane & 3;
     const KeySplit<KS> split(warp);
     const int v0 = vb * kCols, col0 = 16 * split.group;  // the block's first column; the warp's
@@ -200,8 +197,8 @@ struct RecurrenceMmaBody {
         }
   }
 
-  __device__ void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
-                       const KeySplit<KS>& split, int warp, int lane, float (&S)[kTiles][4]) const {
+  DT_HD void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
+                  const KeySplit<KS>& split, int warp, int lane, float (&S)[kTiles][4]) const {
     const int g = lane >> 2, q = lane & 3, dk0 = split.dk0;
     const int t0 = tab.t0[c], n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
@@ -354,7 +351,7 @@ struct ReverseMmaBody {
     return c.take<float>(kExchange);
   }
 
-  __device__ void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
+  DT_HD void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(c) * d.Hv + h;
     const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk, qk_row = int64_t(d.Hk) * d.dk;
@@ -369,7 +366,7 @@ struct ReverseMmaBody {
     async_commit();
   }
 
-  __device__ void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
+  DT_HD void operator()(const Block& blk, int seq, int h, int vb, char* smem) const {
     const int lane = blk.thread & 31, warp = blk.thread >> 5, g = lane >> 2, qq = lane & 3;
     const KeySplit<KS> split(warp);
     const int v0 = vb * kCols, col0 = 16 * split.group;
@@ -411,9 +408,8 @@ struct ReverseMmaBody {
         }
   }
 
-  __device__ void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
-                       const KeySplit<KS>& split, int warp, int lane,
-                       float (&dS)[kTiles][4]) const {
+  DT_HD void step(const Stage& s, float* xch, int c, int h, int v0, int col0,
+                  const KeySplit<KS>& split, int warp, int lane, float (&dS)[kTiles][4]) const {
     const int g = lane >> 2, qq = lane & 3, dk0 = split.dk0;
     const int n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
@@ -517,7 +513,7 @@ struct BothRecurrencesMmaBody {
     const size_t r = ReverseMmaBody<NW, KS>::smem_bytes();
     return f > r ? f : r;
   }
-  __device__ void operator()(const Block& blk, int seq, int h, int z, char* smem) const {
+  DT_HD void operator()(const Block& blk, int seq, int h, int z, char* smem) const {
     if (z < value_blocks)
       forward(blk, seq, h, z, smem);
     else
