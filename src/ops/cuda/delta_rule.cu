@@ -23,9 +23,11 @@
 // cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
 // them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
 // inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
-// stay float; the sequential kernels keep their slice of the state in shared memory across the
-// whole sequence. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j, exp(Γ_i),
-// exp(Γ_last − Γ_i).
+// stay float. For bf16 on the GPU the sequential kernels are RecurrenceMmaBody and ReverseMmaBody
+// (delta_rule_recurrence_mma.cuh: the state in mma.sync registers across the whole sequence, the
+// key dim split over two warps); the block_tile.cuh versions above (the state in shared memory)
+// serve float and the host emulation. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j,
+// exp(Γ_i), exp(Γ_last − Γ_i).
 #include <omp.h>
 
 #include <algorithm>
