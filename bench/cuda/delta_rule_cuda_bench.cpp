@@ -4,8 +4,9 @@
 // allocation this program makes), the figure torch.cuda.max_memory_allocated gives for a peer.
 //
 //   delta_rule_cuda_bench [tokens=4096] [key_heads=16] [value_heads=16] [head_dim=128] [reps=20]
-//                         [warmup=5] [value_block=0: both 16 and 32]
-// prints one line per state-column block (16 and 32) of the sequential kernels. With
+//                         [warmup=5] [value_block key_split: the configurations below]
+// prints one line per configuration of the sequential kernels (DeltaRuleCudaPlan::value_block and
+// key_split; 0 = the default): the default, then without the key split, then other blocks. With
 // DELTATUNE_PROFILE=1 each kernel's GPU time is printed at exit (the calls then wait for each
 // kernel: time the totals without it).
 #include <cuda_bf16.h>
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   const int D = argc > 4 ? std::atoi(argv[4]) : 128;
   const int reps = argc > 5 ? std::atoi(argv[5]) : 20;
   const int warmup = argc > 6 ? std::atoi(argv[6]) : 5;
-  const int only_value_block = argc > 7 ? std::atoi(argv[7]) : 0;
+  std::vector<std::pair<int, int>> configs = {{0, 0}, {0, 1}, {64, 1}, {32, 2}, {16, 1}};
+  if (argc > 8) configs = {{std::atoi(argv[7]), std::atoi(argv[8])}};
   try {
     cuda::require_device();
     cudaDeviceProp prop{};
@@ -88,10 +91,10 @@ int main(int argc, char** argv) {
     DT_CUDA(cudaEventCreate(&start));
     DT_CUDA(cudaEventCreate(&mid));
     DT_CUDA(cudaEventCreate(&stop));
-    for (int value_block : {16, 32}) {
-      if (only_value_block && value_block != only_value_block) continue;
+    for (auto [value_block, key_split] : configs) {
       DeltaRuleCudaPlan plan(shape, cu, delta_rule_cuda_chunk<bf16>());
       plan.value_block = value_block;
+      plan.key_split = key_split;
       DeviceBuffer<char> workspace(
           std::max(plan.forward_workspace_bytes(), plan.backward_workspace_bytes()));
       const size_t bytes = q.bytes() + k.bytes() + dv_in.bytes() + dO.bytes() + dg_in.bytes() +
@@ -129,9 +132,9 @@ int main(int argc, char** argv) {
         total_ms.push_back(a + b);
       }
       std::printf(
-          "deltatune value_block=%d: forward %.3f ms, backward %.3f ms, forward+backward %.3f ms "
-          "(median of %d); GPU memory %.1f MiB (workspace %.1f MiB)\n",
-          value_block, median(fwd_ms), median(bwd_ms), median(total_ms), reps,
+          "deltatune value_block=%d key_split=%d: forward %.3f ms, backward %.3f ms, "
+          "forward+backward %.3f ms (median of %d); GPU memory %.1f MiB (workspace %.1f MiB)\n",
+          value_block, key_split, median(fwd_ms), median(bwd_ms), median(total_ms), reps,
           double(bytes) / (1 << 20), double(workspace.bytes()) / (1 << 20));
     }
   } catch (const std::exception& e) {

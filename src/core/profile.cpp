@@ -17,9 +17,10 @@ struct Totals {
     if (by_region.empty()) return;
     double all = 0;
     for (const auto& [name, t] : by_region) all += t.first;
-    std::fprintf(stderr, "profile (DELTATUNE_PROFILE=1): region, seconds, calls\n");
+    std::fprintf(stderr, "profile (DELTATUNE_PROFILE=1): region, seconds, calls, ms a call\n");
     for (const auto& [name, t] : by_region)
-      std::fprintf(stderr, "  %-36s %9.3f s %7ld\n", name.c_str(), t.first, t.second);
+      std::fprintf(stderr, "  %-36s %9.3f s %7ld %10.4f ms\n", name.c_str(), t.first, t.second,
+                   t.second ? 1e3 * t.first / double(t.second) : 0.0);
   }
 };
 

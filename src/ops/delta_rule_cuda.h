@@ -42,8 +42,11 @@ class DeltaRuleCudaPlan {
   size_t forward_workspace_bytes() const;
   size_t backward_workspace_bytes() const;
   // Columns of the state one block of the sequential kernels owns: 0 = chosen from the shape;
-  // 16 or 32 to compare them (benchmarks).
+  // 16, 32 or 64 to compare them (benchmarks). bf16 on the GPU: 16 per warp, so 1, 2 or 4 warps
+  // (default 2 forward, 4 backward); float and the emulation: 16 or 32 (64 counts as 16).
   int value_block = 0;
+  // bf16 on the GPU: warps sharing the key dim of 16 state columns, 1 or 2 (0 = 2).
+  int key_split = 0;
 
   // The chunk table: t0 [chunks], len [chunks], first chunk of each sequence [sequences + 1].
   const std::vector<int32_t>& host_table() const { return table_; }

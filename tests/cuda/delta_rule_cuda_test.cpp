@@ -2,8 +2,10 @@
 // reference, forward and backward, on random inputs of many shapes: single sequences around the
 // chunk sizes up to 4096 tokens, packs with short, odd and empty sequences, Hv = Hk and
 // Hv = 2 Hk, the model's head dims (128) and odd ones (36, 20: padded to 48 and 32 inside), with
-// and without an initial state and a gradient of the final state. Outputs start as NaN (every
-// element must be written). Needs a GPU: ctest label `cuda`, `make test-cuda`.
+// and without an initial state and a gradient of the final state; for bf16 the register-state
+// sequential kernels with and without the key split (plan.key_split), 1, 2 and 4 column groups.
+// Outputs start as NaN (every element must be written). Needs a GPU: ctest label `cuda`, `make
+// test-cuda`.
 //
 // Tolerances (relative: max |got − want| / max |want| per output):
 //   float inputs: 1e-4 against the float64 reference. Float arithmetic throughout; float eps
@@ -57,11 +59,12 @@ T* or_null(DeviceBuffer<T>& x) {
 }
 
 template <class T>
-DeltaRuleResult run_gpu(const DeltaRuleCase& c, int value_block) {
+DeltaRuleResult run_gpu(const DeltaRuleCase& c, int value_block, int key_split = 0) {
   const auto& s = c.shape;
   cuda::Stream stream;
   DeltaRuleCudaPlan plan(s, c.cu_seqlens, delta_rule_cuda_chunk<T>());
   plan.value_block = value_block;
+  plan.key_split = key_split;
   DeviceBuffer<char> workspace(
       std::max(plan.forward_workspace_bytes(), plan.backward_workspace_bytes()));
   const auto q = upload_or_empty<T>(c.q), k = upload_or_empty<T>(c.k), v = upload_or_empty<T>(c.v);
@@ -107,12 +110,13 @@ void check_all_layouts(const char* type, double tolerance, int dk, int dv) {
   for (auto [Hk, Hv] : {std::pair{2, 2}, std::pair{2, 4}})
     for (const auto& cu : kLayouts) {
       const bool initial = seed % 2 == 0, d_final = seed % 4 < 2;
-      const int value_block = seed % 3 == 0 ? 32 : 16;
+      const int value_block = seed % 3 == 0 ? 32 : 16, key_split = 1 + (seed / 3) % 2;
       const DeltaRuleCase c =
           rounded_to<T>(make_delta_rule_case(Hk, Hv, dk, dv, cu, initial, d_final, seed++));
-      SCOPED_TRACE(describe_case(c, type) + " value_block=" + std::to_string(value_block));
-      expect_delta_rule_close(run_gpu<T>(c, value_block), delta_rule_reference(c), tolerance,
-                              worst);
+      SCOPED_TRACE(describe_case(c, type) + " value_block=" + std::to_string(value_block) +
+                   " key_split=" + std::to_string(key_split));
+      expect_delta_rule_close(run_gpu<T>(c, value_block, key_split), delta_rule_reference(c),
+                              tolerance, worst);
     }
 }
 
@@ -138,7 +142,10 @@ TEST(GatedDeltaRuleCuda, ModelShapesBf16) {
         rounded_to<__nv_bfloat16>(make_delta_rule_case(Hk, Hv, 128, 128, {0, 4096}, true, true, 900 + Hv));
     SCOPED_TRACE(describe_case(c, "bf16"));
     const DeltaRuleResult first = run_gpu<__nv_bfloat16>(c, 0);
-    expect_delta_rule_close(first, delta_rule_reference(c), kBf16Tolerance, worst);
+    const DeltaRuleResult reference = delta_rule_reference(c);
+    expect_delta_rule_close(first, reference, kBf16Tolerance, worst);
+    // The register-state kernels without the key split (one warp per 16 state columns).
+    expect_delta_rule_close(run_gpu<__nv_bfloat16>(c, 0, 1), reference, kBf16Tolerance, worst);
     const DeltaRuleResult second = run_gpu<__nv_bfloat16>(c, 0);
     EXPECT_TRUE(first.out == second.out && first.dq == second.dq && first.dk == second.dk &&
                 first.dv == second.dv && first.dg == second.dg && first.dbeta == second.dbeta &&

@@ -25,12 +25,25 @@ namespace deltatune::cuda {
 
 using bf16 = __nv_bfloat16;
 
+#if !defined(__CUDA_ARCH__)
+// The host simulation of a whole block, one host thread per GPU thread (tests only:
+// tests/cuda_emulated/delta_rule_mma_sim_test.cu, for kernels that need real warps): set on each of
+// its threads, Block::sync waits for the block's other threads. Null otherwise (the emulation runs
+// one thread per block and needs no barrier).
+struct SimulatedBlock {
+  virtual void sync() = 0;
+};
+inline thread_local SimulatedBlock* simulated_block = nullptr;
+#endif
+
 // The threads running one block's body: thread in [0, threads).
 struct Block {
   int thread = 0, threads = 1;
   DT_HD void sync() const {
 #if defined(__CUDA_ARCH__)
     __syncthreads();
+#else
+    if (simulated_block) simulated_block->sync();
 #endif
   }
 };
@@ -118,33 +131,48 @@ DT_HD void block_matmul(const Block& b, int M, int N, int K, Operand<T> A, Opera
     using LayoutB = std::conditional_t<TransB, wmma::col_major, wmma::row_major>;
     const int warps = b.threads / 32, warp = b.thread / 32;
     const int tiles_n = N / 16, tiles = (M / 16) * tiles_n;
-    for (int t = ((warp - first_warp) % warps + warps) % warps; t < tiles; t += warps) {
-      const int m0 = (t / tiles_n) * 16, n0 = (t % tiles_n) * 16;
-      float* Ct = C + m0 * ldc + n0;
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-      if (accumulate)
-        wmma::load_matrix_sync(c, Ct, ldc, wmma::mem_row_major);
-      else
-        wmma::fill_fragment(c, 0.0f);
+    // A warp's tiles t, t + warps, ... two at a time: each product waits ~30 cycles for the one
+    // before it into the same accumulator, so two independent chains run in the time of one.
+    for (int t = ((warp - first_warp) % warps + warps) % warps; t < tiles; t += 2 * warps) {
+      const int count = t + warps < tiles ? 2 : 1;
+      int m0[2], n0[2];
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[2];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int tu = u < count ? t + u * warps : t;
+        m0[u] = (tu / tiles_n) * 16;
+        n0[u] = (tu % tiles_n) * 16;
+        if (accumulate)
+          wmma::load_matrix_sync(c[u], C + m0[u] * ldc + n0[u], ldc, wmma::mem_row_major);
+        else
+          wmma::fill_fragment(c[u], 0.0f);
+      }
       for (int k0 = 0; k0 < K; k0 += 16) {
-        const int a_at = TransA ? k0 * A.ld + m0 : m0 * A.ld + k0;
-        const int b_at = TransB ? n0 * B.ld + k0 : k0 * B.ld + n0;
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, LayoutA> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bb;
-        wmma::load_matrix_sync(a, A.hi + a_at, A.ld);
-        wmma::load_matrix_sync(bb, B.hi + b_at, B.ld);
-        wmma::mma_sync(c, a, bb, c);
-        if (B.lo) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bl;
-          wmma::load_matrix_sync(bl, B.lo + b_at, B.ld);
-          wmma::mma_sync(c, a, bl, c);
-        }
-        if (A.lo) {
-          wmma::load_matrix_sync(a, A.lo + a_at, A.ld);
-          wmma::mma_sync(c, a, bb, c);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          if (u >= count) break;
+          const int a_at = TransA ? k0 * A.ld + m0[u] : m0[u] * A.ld + k0;
+          const int b_at = TransB ? n0[u] * B.ld + k0 : k0 * B.ld + n0[u];
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, LayoutA> a;
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bb;
+          wmma::load_matrix_sync(a, A.hi + a_at, A.ld);
+          wmma::load_matrix_sync(bb, B.hi + b_at, B.ld);
+          wmma::mma_sync(c[u], a, bb, c[u]);
+          if (B.lo) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> bl;
+            wmma::load_matrix_sync(bl, B.lo + b_at, B.ld);
+            wmma::mma_sync(c[u], a, bl, c[u]);
+          }
+          if (A.lo) {
+            wmma::load_matrix_sync(a, A.lo + a_at, A.ld);
+            wmma::mma_sync(c[u], a, bb, c[u]);
+          }
         }
       }
-      wmma::store_matrix_sync(Ct, c, ldc, wmma::mem_row_major);
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+        if (u < count)
+          wmma::store_matrix_sync(C + m0[u] * ldc + n0[u], c[u], ldc, wmma::mem_row_major);
     }
   } else
 #endif

@@ -23,9 +23,11 @@
 // cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
 // them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
 // inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
-// stay float; the sequential kernels keep their slice of the state in shared memory across the
-// whole sequence. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j, exp(Γ_i),
-// exp(Γ_last − Γ_i).
+// stay float. For bf16 on the GPU the sequential kernels are RecurrenceMmaBody and ReverseMmaBody
+// (delta_rule_recurrence_mma.cuh: the state in mma.sync registers across the whole sequence, the
+// key dim split over two warps); the block_tile.cuh versions above (the state in shared memory)
+// serve float and the host emulation. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j,
+// exp(Γ_i), exp(Γ_last − Γ_i).
 #include <omp.h>
 
 #include <algorithm>
@@ -34,6 +36,7 @@
 #include "core/cuda/cuda_check.h"
 #include "core/profile.h"
 #include "ops/cuda/delta_rule_backward.cuh"
+#include "ops/cuda/delta_rule_recurrence_mma.cuh"
 #include "ops/delta_rule_cuda.h"
 
 namespace deltatune {
@@ -47,8 +50,10 @@ using cuda::kThreads;
 using cuda::Table;
 using cuda::Workspace;
 
-template <class Body>
-__global__ void __launch_bounds__(kThreads) run_blocks(Body body) {
+// One block per SM at most (every body takes over 100 KiB of shared memory): registers need not be
+// left for a second one.
+template <int Threads, class Body>
+__global__ void __launch_bounds__(Threads, 1) run_blocks(Body body) {
   extern __shared__ __align__(128) char smem[];
   body(Block{int(threadIdx.x), int(blockDim.x)}, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z),
        smem);
@@ -76,12 +81,20 @@ struct Runner {
       }
       return;
     }
+    gpu<kThreads>(name, body, grid, smem_bytes);
+  }
+
+  // The GPU launch alone, with Threads threads per block: the bodies that exist only on the GPU
+  // (delta_rule_recurrence_mma.cuh) come here directly.
+  template <int Threads, class Body>
+  void gpu(const char* name, const Body& body, dim3 grid, size_t smem_bytes) const {
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
     static const int limit = [] {
       int device = 0, bytes = 0;
       DT_CUDA(cudaGetDevice(&device));
       DT_CUDA(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-      DT_CUDA(cudaFuncSetAttribute(run_blocks<Body>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   bytes));
+      DT_CUDA(cudaFuncSetAttribute(run_blocks<Threads, Body>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
       return bytes;
     }();
     DT_CHECK(smem_bytes <= size_t(limit), name, ": needs ", smem_bytes,
@@ -94,7 +107,7 @@ struct Runner {
       DT_CUDA(cudaEventCreate(&stop));
       DT_CUDA(cudaEventRecord(start, stream));
     }
-    run_blocks<Body><<<grid, kThreads, smem_bytes, stream>>>(body);
+    run_blocks<Threads, Body><<<grid, Threads, smem_bytes, stream>>>(body);
     DT_CUDA_LAUNCHED(name);
     if (start) {
       DT_CUDA(cudaEventRecord(stop, stream));
@@ -162,15 +175,71 @@ int value_block(const Dims& d, int requested) {
   return 16;
 }
 
+// Blocks of the register-state kernels (delta_rule_recurrence_mma.cuh): NW groups of KS warps,
+// each group owning 16 state columns. KS = 2 by default: half the chain of dependent products per
+// chunk. NW = 2 for the forward (two stages and the exchange fill 209 KB of shared memory), 4 for
+// the backward (its forward and reverse blocks together stay within one wave of 132 SMs at 32
+// value heads). value_block 16, 32 or 64 asks for NW = 1, 2 or 4; key_split for KS.
+struct MmaShape {
+  int warps, split;
+};
+MmaShape mma_shape(const Dims& d, int requested_block, int requested_split, bool backward) {
+  MmaShape m{requested_block == 16   ? 1
+             : requested_block == 32 ? 2
+             : requested_block == 64 ? 4
+             : backward              ? 4
+                                     : 2,
+             requested_split == 1 ? 1 : 2};
+  if (!backward && m.split == 2 && m.warps > 2) m.warps = 2;
+  while (m.warps > 1 && 16 * m.warps > d.DV) m.warps /= 2;
+  return m;
+}
+static_assert(cuda::MmaRecurrenceTiles::kDK == kDeltaRuleCudaMaxHeadDim,
+              "the register-state kernels pad the key dim to the largest one allowed");
+
+// Calls f(std::integral_constant<int, NW>{}, std::integral_constant<int, KS>{}).
+template <class F>
+void with_mma_shape(const MmaShape& m, F&& f) {
+  auto split = [&](auto warps) {
+    if (m.split == 1)
+      f(warps, std::integral_constant<int, 1>{});
+    else
+      f(warps, std::integral_constant<int, 2>{});
+  };
+  if (m.warps == 1)
+    split(std::integral_constant<int, 1>{});
+  else if (m.warps == 2)
+    split(std::integral_constant<int, 2>{});
+  else
+    split(std::integral_constant<int, 4>{});
+}
+
 template <class T>
-void run_forward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
-                 const T* k, const T* v, const float* g, const float* beta,
-                 const float* initial_state, T* out, float* final_state, char* workspace) {
+void run_forward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
+                 int requested_split, const T* q, const T* k, const T* v, const float* g,
+                 const float* beta, const float* initial_state, T* out, float* final_state,
+                 char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, false, workspace, &bytes);
   using Prep = cuda::PrepBody<T, false>;
   run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
       dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  // The sequential kernel: the state in registers for bf16 on the GPU, block_tile.cuh's otherwise.
+  if constexpr (std::is_same_v<T, cuda::bf16>) {
+    if (!run.emulate) {
+      with_mma_shape(mma_shape(d, requested_block, requested_split, false), [&](auto nw, auto ks) {
+        constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
+        using Rec = cuda::RecurrenceMmaBody<NW, false, KS>;
+        if constexpr (NW * KS <= 4) {  // the forward's shared memory allows 4 warps (mma_shape)
+          run.template gpu<Rec::kThreads>(
+              "gated delta rule: recurrence (forward)",
+              Rec{d, tab, k, initial_state, out, final_state, ws},
+              dim3(d.num_sequences, d.Hv, (d.DV + Rec::kCols - 1) / Rec::kCols), Rec::smem_bytes());
+        }
+      });
+      return;
+    }
+  }
   auto recur = [&](auto bv_tag) {
     constexpr int BV = decltype(bv_tag)::value;
     using Rec = cuda::RecurrenceBody<T, BV, false>;
@@ -178,36 +247,62 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int bv, con
         Rec{d, tab, k, initial_state, out, final_state, ws}, dim3(d.num_sequences, d.Hv, d.DV / BV),
         Rec::smem_bytes(d));
   };
-  if (bv == 32)
+  if (value_block(d, requested_block) == 32)
     recur(std::integral_constant<int, 32>{});
   else
     recur(std::integral_constant<int, 16>{});
 }
 
+// The backward's two sequential passes, side by side in one launch.
 template <class T>
-void run_backward(const Runner& run, const Dims& d, const Table& tab, int bv, const T* q,
-                  const T* k, const T* v, const float* g, const float* beta,
-                  const float* initial_state, const T* d_out, const float* d_final_state, T* dq,
-                  T* dk, T* dv, float* dg, float* dbeta, float* d_initial_state,
-                  char* workspace) {
-  size_t bytes = 0;
-  const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, true, workspace, &bytes);
-  using Prep = cuda::PrepBody<T, true>;
-  run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
-      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+void run_backward_recurrences(const Runner& run, const Dims& d, const Table& tab,
+                              int requested_block, int requested_split, const T* q, const T* k,
+                              const float* initial_state, const T* d_out,
+                              const float* d_final_state, float* d_initial_state,
+                              const Workspace<T>& ws) {
+  const char* name = "gated delta rule: recurrences (forward recompute + reverse)";
+  if constexpr (std::is_same_v<T, cuda::bf16>) {
+    if (!run.emulate) {
+      with_mma_shape(mma_shape(d, requested_block, requested_split, true), [&](auto nw, auto ks) {
+        constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
+        using Both = cuda::BothRecurrencesMmaBody<NW, KS>;
+        const int blocks = (d.DV + 16 * NW - 1) / (16 * NW);
+        const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
+                        {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
+                        blocks};
+        run.template gpu<Both::kThreads>(name, both, dim3(d.num_sequences, d.Hv, 2 * blocks),
+                                         Both::smem_bytes());
+      });
+      return;
+    }
+  }
   auto sequential = [&](auto bv_tag) {
     constexpr int BV = decltype(bv_tag)::value;
     using Both = cuda::BothRecurrencesBody<T, BV>;
     const Both both{{d, tab, k, initial_state, nullptr, nullptr, ws},
                     {d, tab, q, k, d_out, d_final_state, d_initial_state, ws},
                     d.DV / BV};
-    run("gated delta rule: recurrences (forward recompute + reverse)", both,
-        dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
+    run(name, both, dim3(d.num_sequences, d.Hv, 2 * d.DV / BV), Both::smem_bytes(d));
   };
-  if (bv == 32)
+  if (value_block(d, requested_block) == 32)
     sequential(std::integral_constant<int, 32>{});
   else
     sequential(std::integral_constant<int, 16>{});
+}
+
+template <class T>
+void run_backward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
+                  int requested_split, const T* q, const T* k, const T* v, const float* g,
+                  const float* beta, const float* initial_state, const T* d_out,
+                  const float* d_final_state, T* dq, T* dk, T* dv, float* dg, float* dbeta,
+                  float* d_initial_state, char* workspace) {
+  size_t bytes = 0;
+  const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, true, workspace, &bytes);
+  using Prep = cuda::PrepBody<T, true>;
+  run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
+      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  run_backward_recurrences<T>(run, d, tab, requested_block, requested_split, q, k, initial_state,
+                              d_out, d_final_state, d_initial_state, ws);
   using Grad = cuda::ChunkGradBody<T>;
   run("gated delta rule: chunk gradients",
       Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
@@ -267,7 +362,7 @@ void gated_delta_rule_cuda_forward(const DeltaRuleCudaPlan& plan, const T* q, co
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_forward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                 value_block(d, plan.value_block), q, k, v, g, beta, initial_state, out,
+                 plan.value_block, plan.key_split, q, k, v, g, beta, initial_state, out,
                  final_state, static_cast<char*>(workspace));
 }
 
@@ -281,7 +376,7 @@ void gated_delta_rule_cuda_backward(const DeltaRuleCudaPlan& plan, const T* q, c
   check_plan<T>(plan);
   const Dims d = make_dims(plan.shape(), plan.num_chunks(), plan.num_sequences());
   run_backward<T>(Runner{false, stream}, d, table_of(plan.device_table(), plan.num_chunks()),
-                  value_block(d, plan.value_block), q, k, v, g, beta, initial_state, d_out,
+                  plan.value_block, plan.key_split, q, k, v, g, beta, initial_state, d_out,
                   d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
                   static_cast<char*>(workspace));
 }
@@ -299,8 +394,8 @@ void gated_delta_rule_cuda_emulated_forward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, false, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
-                 g, beta, initial_state, out, final_state, workspace.data());
+  run_forward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, 0, q, k, v, g, beta,
+                 initial_state, out, final_state, workspace.data());
 }
 
 template <class T>
@@ -318,9 +413,9 @@ void gated_delta_rule_cuda_emulated_backward(const DeltaRuleShape& shape,
   size_t bytes = 0;
   cuda::carve_workspace<T>(d, kChunk<T>, true, nullptr, &bytes);
   std::vector<char> workspace(bytes);
-  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), value_block(d, 0), q, k, v,
-                  g, beta, initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta,
-                  d_initial_state, workspace.data());
+  run_backward<T>(Runner{true}, d, table_of(table.data(), num_chunks), 0, 0, q, k, v, g, beta,
+                  initial_state, d_out, d_final_state, dq, dk, dv, dg, dbeta, d_initial_state,
+                  workspace.data());
 }
 
 #define DT_INSTANTIATE(T)                                                                       \

@@ -156,15 +156,49 @@ struct BothRecurrencesBody {
 // P = Q Kᵀ ⊙ M, D = dP ⊙ M, X = dO Sᵀ, Y = V' dSᵀ:
 //   dP = dO V'ᵀ                      dΓ_i += Σ_j dP_ij P_ij, dΓ_j −= the same (j < i)
 //   dq = D K + diag(a) X             dΓ_i += a_i q_i·X_i
-//   dk = Dᵀ Q + diag(b) Y + ...      dΓ_j −= b_j k_j·Y_j, dΓ_last += Σ_j b_j k_j·Y_j + a_last <S, dS>
-//   dB_w = Tᵀ (−dV' Sᵀ), dB_u = Tᵀ dV'
-//   dk += diag(β a) dB_w; dv = diag(β) dB_u; dβ_i = a_i k_i·dB_w,i + v_i·dB_u,i + Σ_j dA_ij (k_i·k_j) M_ij
-//   dA = −(dB_w Wᵀ + dB_u Uᵀ) (i > j), dΓ_i += dA_ij A_ij, dΓ_j −= the same; Z = dA ⊙ β_i M
-//   dk += Z K + Zᵀ K;  dg = the reverse running sum of dΓ inside the chunk.
+//   dk = Dᵀ Q + diag(b) Y + ...      dΓ_j −= b_j k_j·Y_j, dΓ_last += Σ_j b_j k_j·Y_j + a_last <S,
+//   dS> dB_w = Tᵀ (−dV' Sᵀ), dB_u = Tᵀ dV' dk += diag(β a) dB_w; dv = diag(β) dB_u; dβ_i = a_i
+//   k_i·dB_w,i + v_i·dB_u,i + Σ_j dA_ij (k_i·k_j) M_ij dA = −(dB_w Wᵀ + dB_u Uᵀ) (i > j), dΓ_i +=
+//   dA_ij A_ij, dΓ_j −= the same; Z = dA ⊙ β_i M dk += Z K + Zᵀ K;  dg = the reverse running sum of
+//   dΓ inside the chunk.
 // Fourteen tensor-core products. V', dV' and D enter as bf16 hi + lo; S, dS and the rest as bf16
 // (shared memory has no room for more: 229 KB of the 227 KiB a block may have on a Hopper GPU at
 // dk = dv = 128). Shared memory is reused phase by phase (each tile's comment says what it holds
 // when).
+// Σ S ⊙ dS over this thread's elements of the float [DK × DV] states, and dS into the operand
+// tile dst (ld): 16-byte loads, four of each in flight a thread before any is used (the loop
+// through scalar loads and shared stores waited for global memory at every element).
+template <class T>
+DT_HD float state_dot_and_copy(const Block& blk, const float* S, const float* dS, int DK, int DV,
+                               T* dst, int ld) {
+  constexpr int kBatch = 4;
+  const int quads = DK * DV / 4;  // DV is a multiple of 16: a quad never straddles rows
+  float part = 0.0f;
+  for (int e0 = blk.thread; e0 < quads; e0 += kBatch * blk.threads) {
+    float4 s[kBatch], ds[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int e = e0 + u * blk.threads;
+      if (e < quads) {
+        s[u] = reinterpret_cast<const float4*>(S)[e];
+        ds[u] = reinterpret_cast<const float4*>(dS)[e];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int e = e0 + u * blk.threads;
+      if (e >= quads) continue;
+      part += s[u].x * ds[u].x + s[u].y * ds[u].y + s[u].z * ds[u].z + s[u].w * ds[u].w;
+      T* out = dst + (4 * e / DV) * ld + 4 * e % DV;
+      out[0] = from_float<T>(ds[u].x);
+      out[1] = from_float<T>(ds[u].y);
+      out[2] = from_float<T>(ds[u].z);
+      out[3] = from_float<T>(ds[u].w);
+    }
+  }
+  return part;
+}
+
 template <class T>
 struct ChunkGradBody {
   static constexpr int C = kChunk<T>;
@@ -274,11 +308,9 @@ struct ChunkGradBody {
       store_split(s.CC, s.CC_lo, i * ldc + j, dp * m);
     }
     blk.sync();
-    for (int i = blk.thread; i < C; i += blk.threads) {
-      float sum = 0.0f;
-      for (int j = 0; j < C; ++j) sum += P[i * ldf + j] - P[j * ldf + i];
-      s.d_gamma[i] += sum;
-    }
+    row_sums(
+        blk, C, C, [&](int i, int j) { return P[i * ldf + j] - P[j * ldf + i]; },
+        [&](int i, float sum) { s.d_gamma[i] += sum; });
     const Operand<T> Dm = split(s.CC, s.CC_lo, ldc);
 
     // dq = D K + diag(a) X with X = dO Sᵀ.
@@ -286,11 +318,9 @@ struct ChunkGradBody {
     blk.sync();
     block_matmul<false, true>(blk, C, DK, DV, exact(s.O, ldD), exact(S_op, ldST), s.F, ldF, false);
     blk.sync();
-    for (int i = blk.thread; i < C; i += blk.threads) {
-      float x = 0.0f;
-      for (int m = 0; m < DK; ++m) x += to_float(s.Q[i * ldD + m]) * s.F[i * ldF + m];
-      s.d_gamma[i] += s.a[i] * x;
-    }
+    row_sums(
+        blk, C, DK, [&](int i, int m) { return to_float(s.Q[i * ldD + m]) * s.F[i * ldF + m]; },
+        [&](int i, float x) { s.d_gamma[i] += s.a[i] * x; });
     blk.sync();
     for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.a[e / DK];
     blk.sync();
@@ -305,13 +335,7 @@ struct ChunkGradBody {
 
     // dS into S's tile, and <S, dS> from the float states; then Y = V' dSᵀ.
     if (Vn_lo_2) copy_tile_async(blk, Vn_lo_2, ldD, C, DV, V_new_lo, DV, C, DV);
-    float part = 0.0f;
-    for (int e = blk.thread; e < DK * DV; e += blk.threads) {
-      const float ds = dS_ws[e];
-      part += S_ws[e] * ds;
-      S_op[(e / DV) * ldST + e % DV] = from_float<T>(ds);
-    }
-    s.partial[blk.thread] = part;
+    s.partial[blk.thread] = state_dot_and_copy(blk, S_ws, dS_ws, DK, DV, S_op, ldST);
     async_wait();
     blk.sync();
     if (blk.thread == 0) {
@@ -322,12 +346,12 @@ struct ChunkGradBody {
     block_matmul<false, true>(blk, C, DK, DV, split(s.Vn, Vn_lo_2, ldD), exact(S_op, ldST), s.F,
                               ldF, false);
     blk.sync();
-    for (int j = blk.thread; j < C; j += blk.threads) {
-      float y = 0.0f;
-      for (int m = 0; m < DK; ++m) y += to_float(s.K[j * ldD + m]) * s.F[j * ldF + m];
-      s.t[j] = s.b[j] * y;
-      s.d_gamma[j] -= s.t[j];
-    }
+    row_sums(
+        blk, C, DK, [&](int j, int m) { return to_float(s.K[j * ldD + m]) * s.F[j * ldF + m]; },
+        [&](int j, float y) {
+          s.t[j] = s.b[j] * y;
+          s.d_gamma[j] -= s.t[j];
+        });
     blk.sync();
     for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.b[e / DK];
     if (blk.thread == 0) {
@@ -348,14 +372,16 @@ struct ChunkGradBody {
     block_matmul<true, false>(blk, C, DK, C, exact(s.CC, ldc), exact(s.O, ldD), dBw, ldF, false);
     block_matmul<true, false>(blk, C, DV, C, exact(s.CC, ldc), dV_new, dBu, ldF, false);
     blk.sync();
-    for (int i = blk.thread; i < C; i += blk.threads) {
-      float kb = 0.0f, vb = 0.0f;
-      for (int m = 0; m < DK; ++m) kb += to_float(s.K[i * ldD + m]) * dBw[i * ldF + m];
-      if (i < n)
-        for (int c = 0; c < d.dv; ++c) vb += to_float(v[v_at + i * v_row + c]) * dBu[i * ldF + c];
-      s.d_gamma[i] += s.beta[i] * s.a[i] * kb;
-      s.d_beta[i] += s.a[i] * kb + vb;
-    }
+    row_sums(
+        blk, C, DK, [&](int i, int m) { return to_float(s.K[i * ldD + m]) * dBw[i * ldF + m]; },
+        [&](int i, float kb) {
+          s.d_gamma[i] += s.beta[i] * s.a[i] * kb;
+          s.d_beta[i] += s.a[i] * kb;
+        });
+    row_sums(
+        blk, n, d.dv,
+        [&](int i, int c) { return to_float(v[v_at + i * v_row + c]) * dBu[i * ldF + c]; },
+        [&](int i, float vb) { s.d_beta[i] += vb; });
     for (int e = blk.thread; e < C * DK; e += blk.threads) {
       const int i = e / DK, m = e % DK;
       s.F[i * ldF + m] += s.beta[i] * s.a[i] * dBw[i * ldF + m];
@@ -397,15 +423,12 @@ struct ChunkGradBody {
       s.CC[i * ldc + j] = from_float<T>(z);
     }
     blk.sync();
-    for (int i = blk.thread; i < C; i += blk.threads) {
-      float sum_gamma = 0.0f, sum_beta = 0.0f;
-      for (int j = 0; j < C; ++j) {
-        sum_gamma += dA[i * ldf + j] - dA[j * ldf + i];
-        sum_beta += KK[i * ldf + j];
-      }
-      s.d_gamma[i] += sum_gamma;
-      s.d_beta[i] += sum_beta;
-    }
+    row_sums(
+        blk, C, C, [&](int i, int j) { return dA[i * ldf + j] - dA[j * ldf + i]; },
+        [&](int i, float sum) { s.d_gamma[i] += sum; });
+    row_sums(
+        blk, C, C, [&](int i, int j) { return KK[i * ldf + j]; },
+        [&](int i, float sum) { s.d_beta[i] += sum; });
 
     // dk += Z K + Zᵀ K; then dk, dβ and dg (the reverse running sum of dΓ) out.
     block_matmul<false, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);

@@ -96,6 +96,31 @@ DT_HD void load_decays(const Block& blk, const float* gamma_ws, int C, int n, fl
   blk.sync();
 }
 
+// For each row i < rows: done(i, Σ_{m < len} term(i, m)). On the GPU one warp per row, its lanes
+// over m (consecutive lanes read consecutive elements: no bank conflicts, coalesced global reads,
+// all loads of a row in flight at once), then a shuffle sum; lane 0 calls done. In the emulation
+// one thread per row. Row i is always handled by the same thread, so two calls in a row may
+// update the same per-row value without a barrier between them.
+template <class Term, class Done>
+DT_HD void row_sums(const Block& blk, int rows, int len, const Term& term, const Done& done) {
+#if defined(__CUDA_ARCH__)
+  const int warps = blk.threads / 32, warp = blk.thread / 32, lane = blk.thread % 32;
+  for (int i = warp; i < rows; i += warps) {
+    float sum = 0.0f;
+    for (int m = lane; m < len; m += 32) sum += term(i, m);
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) done(i, sum);
+  }
+#else
+  for (int i = blk.thread; i < rows; i += blk.threads) {
+    float sum = 0.0f;
+    for (int m = 0; m < len; ++m) sum += term(i, m);
+    done(i, sum);
+  }
+#endif
+}
+
 // M_ij = exp(Γ_i − Γ_j) on and below the diagonal of rows inside the chunk, zero elsewhere: the
 // exponent is formed as a difference, never as exp(Γ_i)·exp(−Γ_j), so it cannot overflow.
 DT_HD float decay_mask(const float* gamma, int i, int j, int n) {
