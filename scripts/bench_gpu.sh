@@ -16,7 +16,7 @@
 # chunk_gated_delta_rule, scripts/bench_fla_delta_rule.py), the 0.8B training step with checkpointing
 # off and the training step's per-kernel profile. The peer's torch path (transformers' own delta
 # rule, ~6× slower than with fla) runs when fla is absent, or with BENCH_TORCH=1. PRESETS (default
-# "0.8b 2b 4b"), FLA_TIMEOUT and TORCH_TIMEOUT (seconds each peer run may take, default 420 and 240)
+# "0.8b 2b 4b"; PEER_PRESETS, default the same, those of the peer), FLA_TIMEOUT and TORCH_TIMEOUT (seconds each peer run may take, default 420 and 240)
 # adjust the rest. On a fresh
 # machine flash-linear-attention's Triton kernels compile and autotune in the first steps: more than
 # 150 s at the 0.8B shape and 159 s more at the 4B shape (32 value heads) on an H100 (2026-11-23),
@@ -52,7 +52,7 @@ for p in $presets; do
   budget=$(echo "${KEPT_BUDGETS:-0.8b:7.52 2b:8.70 4b:11.72}" | tr ' ' '\n' | sed -n "s/^$p://p")
   [ -n "$budget" ] && "$build"/bench/train_step_cuda_bench "$p" 4096 5 16 1 one "fit:$budget" 2>&1 | tee -a "$log"
 done
-comma=$(echo "$presets" | tr ' ' ',')
+comma=$(echo "${PEER_PRESETS:-$presets}" | tr ' ' ',')
 if python3 -c "import transformers, peft" 2>/dev/null; then
   if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fla') is None)" 2>/dev/null; then
     PYTHONUNBUFFERED=1 timeout "${FLA_TIMEOUT:-420}" python3 scripts/bench_peft_baseline.py --path fla \
