@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/cuda/gpu_profile.h"
 #include "core/cuda/device_buffer.h"
 #include "core/rng.h"
 #include "ops/delta_rule_cuda.h"
@@ -141,5 +142,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "delta_rule_cuda_bench: %s\n", e.what());
     return 1;
   }
+  cuda::gpu_profile_flush();  // DELTATUNE_PROFILE=1: the last events, before the report at exit
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cuda/device_buffer.h"
+#include "cuda/require_gpu.h"
 #include "core/rng.h"
 #include "ops/cuda/block_tile.cuh"
 #include "test_util.h"
@@ -97,7 +98,7 @@ void check_product(bool split_a, bool split_b, bool accumulate, double& worst) {
 }
 
 TEST(CudaBlockTile, ProductsMatchFloat64) {
-  cuda::require_device();
+  DT_REQUIRE_GPU();
   double worst = 0;
   for (bool split_a : {false, true})
     for (bool split_b : {false, true})

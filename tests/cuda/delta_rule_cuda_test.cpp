@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "core/cuda/device_buffer.h"
+#include "cuda/require_gpu.h"
 #include "cuda/delta_rule_cases.h"
 #include "ops/delta_rule_cuda.h"
 
@@ -120,14 +121,20 @@ void check_all_layouts(const char* type, double tolerance, int dk, int dv) {
     }
 }
 
-TEST(GatedDeltaRuleCuda, Float) { check_all_layouts<float>("float", kFloatTolerance, 128, 128); }
+TEST(GatedDeltaRuleCuda, Float) {
+  DT_REQUIRE_GPU();
+  check_all_layouts<float>("float", kFloatTolerance, 128, 128);
+}
 TEST(GatedDeltaRuleCuda, FloatOddHeadDims) {
+  DT_REQUIRE_GPU();
   check_all_layouts<float>("float", kFloatTolerance, 36, 20);
 }
 TEST(GatedDeltaRuleCuda, Bf16) {
+  DT_REQUIRE_GPU();
   check_all_layouts<__nv_bfloat16>("bf16", kBf16Tolerance, 128, 128);
 }
 TEST(GatedDeltaRuleCuda, Bf16OddHeadDims) {
+  DT_REQUIRE_GPU();
   check_all_layouts<__nv_bfloat16>("bf16", kBf16Tolerance, 36, 20);
 }
 
@@ -135,7 +142,7 @@ TEST(GatedDeltaRuleCuda, Bf16OddHeadDims) {
 // with 32 value heads, in bf16 with an initial state; run twice: any difference between the two
 // runs is a race (every kernel is deterministic: no atomics).
 TEST(GatedDeltaRuleCuda, ModelShapesBf16) {
-  cuda::require_device();
+  DT_REQUIRE_GPU();
   DeltaRuleWorst worst{"bf16 GPU vs float64 reference, model shapes (4096 tokens, 16/16 and 16/32 heads)"};
   for (auto [Hk, Hv] : {std::pair{16, 16}, std::pair{16, 32}}) {
     const DeltaRuleCase c =
@@ -155,7 +162,7 @@ TEST(GatedDeltaRuleCuda, ModelShapesBf16) {
 }
 
 TEST(GatedDeltaRuleCuda, RejectsBadArguments) {
-  cuda::require_device();
+  DT_REQUIRE_GPU();
   const std::vector<int64_t> cu = {0, 10};
   EXPECT_THROW(DeltaRuleCudaPlan({10, 1, 1, 256, 128}, cu, 64), Error);  // dk > 128
   EXPECT_THROW(DeltaRuleCudaPlan({10, 2, 3, 64, 64}, cu, 64), Error);    // Hv not a multiple

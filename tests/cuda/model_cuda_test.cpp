@@ -10,6 +10,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "cuda/require_gpu.h"
 #include "core/cuda/cuda_check.h"
 #include "cuda/model_checks.h"
 #include "io/json_file.h"
@@ -23,8 +24,6 @@ namespace {
 using namespace testing_util;
 using bf16 = __nv_bfloat16;
 
-#define DT_REQUIRE_GPU() \
-  if (!cuda::device_present()) GTEST_SKIP() << "no CUDA GPU present"
 
 const cuda::Target kGpu = cuda::Target(nullptr);  // the default stream: ordered with every copy
 

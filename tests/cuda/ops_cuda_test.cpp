@@ -15,6 +15,7 @@
 //   AdamW: exact. The same float operations in the same order as the CPU (train/adamw_cuda.h).
 #include <gtest/gtest.h>
 
+#include "cuda/require_gpu.h"
 #include "core/cuda/cuda_check.h"
 #include "cuda/attention_checks.h"
 #include "cuda/conv1d_checks.h"
@@ -32,8 +33,6 @@ using bf16 = __nv_bfloat16;
 constexpr double kFloatTolerance = 1e-5;
 constexpr double kBf16Tolerance = 1e-2;
 
-#define DT_REQUIRE_GPU() \
-  if (!cuda::device_present()) GTEST_SKIP() << "no CUDA GPU present"
 
 template <class T>
 constexpr double tolerance() {

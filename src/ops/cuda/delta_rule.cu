@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "core/cuda/gpu_profile.h"
 #include "core/profile.h"
 #include "ops/cuda/delta_rule_backward.cuh"
 #include "ops/cuda/delta_rule_recurrence_mma.cuh"
@@ -99,25 +100,11 @@ struct Runner {
     }();
     DT_CHECK(smem_bytes <= size_t(limit), name, ": needs ", smem_bytes,
              " bytes of shared memory per block, this GPU allows ", limit);
-    // DELTATUNE_PROFILE=1: each kernel's GPU time (events around it, then a wait: slows the
-    // calls down, never on by default), summed per kernel and printed at exit.
-    cudaEvent_t start = nullptr, stop = nullptr;
-    if (profiling_enabled()) {
-      DT_CUDA(cudaEventCreate(&start));
-      DT_CUDA(cudaEventCreate(&stop));
-      DT_CUDA(cudaEventRecord(start, stream));
-    }
+    // DELTATUNE_PROFILE=1: each kernel's GPU time (core/cuda/gpu_profile.h).
+    const cuda::GpuProfileMark mark = cuda::gpu_profile_begin(stream);
     run_blocks<Threads, Body><<<grid, Threads, smem_bytes, stream>>>(body);
     DT_CUDA_LAUNCHED(name);
-    if (start) {
-      DT_CUDA(cudaEventRecord(stop, stream));
-      DT_CUDA(cudaEventSynchronize(stop));
-      float ms = 0;
-      DT_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      profile_add(name, ms * 1e-3);
-      DT_CUDA(cudaEventDestroy(start));
-      DT_CUDA(cudaEventDestroy(stop));
-    }
+    cuda::gpu_profile_end(name, mark, stream);
   }
 };
 
