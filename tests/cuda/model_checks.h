@@ -189,7 +189,8 @@ inline LossAndGradients cpu_loss_and_gradients(const Model& model, LoraAdapter& 
 inline LossAndGradients gpu_loss_and_gradients(const Model& model, LoraAdapter& adapter,
                                                const std::vector<Batch>& batches,
                                                const cuda::Target& target, bool checkpointing,
-                                               bool training, uint64_t dropout_seed) {
+                                               bool training, uint64_t dropout_seed,
+                                               int kept_layers = 0) {
   const DeviceModel device_model(model, target);
   DeviceAdapter device_adapter(adapter, target);
   device_adapter.zero_grad();
@@ -202,7 +203,9 @@ inline LossAndGradients gpu_loss_and_gradients(const Model& model, LoraAdapter& 
   const int64_t targets = count_targets(batches);
   double sum = 0;
   for (const Batch& b : batches)
-    sum += model_loss_backward_cuda(device_model, run, b, 1.0 / double(targets), checkpointing, arena, blas).sum;
+    sum += model_loss_backward_cuda(device_model, run, b, 1.0 / double(targets), checkpointing, arena, blas,
+                                    kept_layers)
+               .sum;
   // The loss without gradients agrees with the one the backward reports.
   double forward_only = 0;
   for (const Batch& b : batches) forward_only += model_loss_cuda(device_model, run, b, arena, blas).sum;
@@ -269,6 +272,23 @@ inline void check_packed_equals_unpacked(const std::string& what, const Model& m
   const LossAndGradients unpacked = gpu_loss_and_gradients(model, adapter, one_by_one, target, true, false, 0);
   expect_same_loss_and_gradients(what + " packed vs one by one", adapter, packed, unpacked,
                                  kPackedTolerance, kPackedTolerance, worst);
+}
+
+// Checkpointing with the last layers' activations kept (checkpointing_kept_layers) against every
+// layer recomputed: the recomputed forward runs the same kernels on the same inputs, so the same
+// bits (the kernels are deterministic: no atomics; cuBLAS picks the same algorithm for the same
+// shapes).
+inline void check_kept_layers_equal_recomputed(const std::string& what, const Model& model,
+                                               LoraAdapter& adapter, const Batch& batch,
+                                               const cuda::Target& target, WorstErrors& worst) {
+  SCOPED_TRACE(what);
+  const int L = model.config().num_layers;
+  const LossAndGradients recomputed = gpu_loss_and_gradients(model, adapter, {batch}, target, true, false, 0);
+  for (int kept : {1, L - 1, L}) {
+    const LossAndGradients got = gpu_loss_and_gradients(model, adapter, {batch}, target, true, false, 0, kept);
+    expect_same_loss_and_gradients(str_cat(what, " last ", kept, " layers kept vs recomputed"), adapter, got,
+                                   recomputed, 0.0, 0.0, worst);
+  }
 }
 
 // Models whose CPU gradients stay put under bf16 perturbations: all attention layers, and one Gated

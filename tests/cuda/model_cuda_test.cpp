@@ -55,6 +55,7 @@ TEST(ModelCuda, RandomModelsBothLayouts) {
     check_model_against_cpu(what, model, adapter, batch, kGpu, true, worst);
     check_model_against_cpu(what + " no checkpointing", model, adapter, batch, kGpu, false, worst);
     check_packed_equals_unpacked(what, model, adapter, batch, kGpu, worst);
+    check_kept_layers_equal_recomputed(what, model, adapter, batch, kGpu, worst);
   }
 }
 

@@ -44,6 +44,7 @@ TEST(ModelCudaEmulated, RandomModelsBothLayouts) {
     check_model_against_cpu(what, model, adapter, batch, kHost, true, worst);
     check_model_against_cpu(what + " no checkpointing", model, adapter, batch, kHost, false, worst);
     check_packed_equals_unpacked(what, model, adapter, batch, kHost, worst);
+    check_kept_layers_equal_recomputed(what, model, adapter, batch, kHost, worst);
   }
 }
 
