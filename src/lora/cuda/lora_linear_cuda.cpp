@@ -180,15 +180,17 @@ void DeviceAdapter::zero_grad() { cuda::fill_zero(grads(), size_t(flat_size_) * 
 
 void lora_linear_cuda_forward(const cuda::Blas& blas, cuda::DeviceArena& arena, const bf16* x,
                               int64_t rows, const DeviceLinear& weight, const DeviceLoraRun& run,
-                              int layer, LinearKind kind, bf16* y, int64_t ldy) {
+                              int layer, LinearKind kind, bf16* y, int64_t ldy, bf16** keep_u) {
   if (ldy < 0) ldy = weight.out;
   gemm_cuda<bf16>(blas, false, true, rows, weight.out, weight.in, 1.0f, x, weight.in, weight.w,
                   weight.in, 0.0f, y, ldy);
   const DeviceLoraModule* m = run.module(layer, kind);
   if (!m) return;
+  bf16* kept = keep_u ? arena.alloc<bf16>(rows * m->r) : nullptr;  // outlives the scratch below
+  if (keep_u) *keep_u = kept;
   const cuda::DeviceArena::Mark mark = arena.mark();
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
-  bf16* u = arena.alloc<bf16>(rows * m->r);
+  bf16* u = kept ? kept : arena.alloc<bf16>(rows * m->r);
   down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, u);
   up_product(blas, u, rows, m->r, m->B16, true, m->out, float(run.adapter->config().scaling()),
              1.0f, y, ldy);
@@ -198,7 +200,7 @@ void lora_linear_cuda_forward(const cuda::Blas& blas, cuda::DeviceArena& arena, 
 void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena, const bf16* x,
                                int64_t rows, const DeviceLinear& weight, const DeviceLoraRun& run,
                                int layer, LinearKind kind, const bf16* dy, bf16* dx,
-                               bool accumulate_dx, int64_t lddy) {
+                               bool accumulate_dx, int64_t lddy, const bf16* kept_u) {
   if (lddy < 0) lddy = weight.out;
   gemm_cuda<bf16>(blas, false, false, rows, weight.in, weight.out, 1.0f, dy, lddy, weight.w,
                   weight.in, accumulate_dx ? 1.0f : 0.0f, dx, weight.in);
@@ -207,9 +209,13 @@ void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena,
   const cuda::DeviceArena::Mark mark = arena.mark();
   const float s = float(run.adapter->config().scaling());
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
-  bf16* u = arena.alloc<bf16>(rows * m->r);
   bf16* du = arena.alloc<bf16>(rows * m->r);
-  down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, u);
+  const bf16* u = kept_u;
+  if (!u) {
+    bf16* recomputed = arena.alloc<bf16>(rows * m->r);
+    down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, recomputed);
+    u = recomputed;
+  }
   factor_grad(blas, arena, dy, rows, m->out, lddy, u, m->r, s, m->dB, true);
   down_product(blas, dy, rows, m->out, lddy, m->B16, false, m->r, s, du);
   factor_grad(blas, arena, xd, rows, m->in, m->in, du, m->r, 1.0f, m->dA, false);

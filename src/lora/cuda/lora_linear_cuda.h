@@ -82,18 +82,31 @@ struct DeviceLoraRun {
   }
 };
 
-// y [rows, out] (row stride ldy, default out) overwritten. Scratch from the arena, given back.
+// The adapter's down-projections u = dropout(x) Aᵀ ([rows, r]) of one layer's linear layers, kept
+// from the forward for the backward, which otherwise recomputes them (one thin product, a pass
+// over x, per module). Null where the layer has no module of that kind or u was not kept.
+struct DeviceLoraDowns {
+  std::array<__nv_bfloat16*, kLinearKinds> u{};
+  __nv_bfloat16** keep(LinearKind kind) { return &u[size_t(kind)]; }
+  const __nv_bfloat16* kept(LinearKind kind) const { return u[size_t(kind)]; }
+};
+
+// y [rows, out] (row stride ldy, default out) overwritten. Scratch from the arena, given back;
+// with keep_u, u is allocated from the arena before the scratch and left there, *keep_u set (the
+// caller's mark and reset give it back).
 void lora_linear_cuda_forward(const cuda::Blas& blas, cuda::DeviceArena& arena,
                               const __nv_bfloat16* x, int64_t rows, const DeviceLinear& weight,
                               const DeviceLoraRun& run, int layer, LinearKind kind,
-                              __nv_bfloat16* y, int64_t ldy = -1);
+                              __nv_bfloat16* y, int64_t ldy = -1,
+                              __nv_bfloat16** keep_u = nullptr);
 
 // dx [rows, in] overwritten (or added to when accumulate_dx); the module's dA, dB accumulated.
-// dy has row stride lddy (default out).
+// dy has row stride lddy (default out). kept_u: the forward's u of this module (same x, same
+// dropout mask), or null to recompute it.
 void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena,
                                const __nv_bfloat16* x, int64_t rows, const DeviceLinear& weight,
                                const DeviceLoraRun& run, int layer, LinearKind kind,
                                const __nv_bfloat16* dy, __nv_bfloat16* dx, bool accumulate_dx,
-                               int64_t lddy = -1);
+                               int64_t lddy = -1, const __nv_bfloat16* kept_u = nullptr);
 
 }  // namespace deltatune

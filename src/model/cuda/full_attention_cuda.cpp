@@ -37,7 +37,8 @@ void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFull
   act.gated = ctx.alloc<bf16>(tokens * q_width);
 
   auto project = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind, bf16* y) {
-    lora_linear_cuda_forward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, y);
+    lora_linear_cuda_forward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, y,
+                             -1, act.lora.keep(kind));
   };
   project(x, w.q_proj, LinearKind::QProj, act.qg);
   project(x, w.k_proj, LinearKind::KProj, act.k_raw);
@@ -71,7 +72,7 @@ void full_attention_cuda_backward(const DeviceLayerContext& ctx, const DeviceFul
   auto project_back = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind,
                           const bf16* dy, bf16* d_in, bool accumulate) {
     lora_linear_cuda_backward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, dy,
-                              d_in, accumulate);
+                              d_in, accumulate, -1, act.lora.kept(kind));
   };
 
   bf16* d_gated = ctx.alloc<bf16>(tokens * q_width);

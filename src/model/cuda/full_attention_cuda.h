@@ -21,6 +21,7 @@ struct DeviceFullAttentionActivations {
   __nv_bfloat16* o;      // [T, H, hd] attention output
   float* lse;            // [T, H]
   __nv_bfloat16* gated;  // [T, H*hd] o * sigmoid(gate), the o_proj input
+  DeviceLoraDowns lora;  // the adapter's u of q, k, v and o
 };
 
 void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFullAttention& w,

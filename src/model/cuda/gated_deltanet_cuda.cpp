@@ -82,7 +82,9 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
   act.normed = ctx.alloc<bf16>(tokens * value_dim);
 
   auto project = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind, bf16* y) {
-    lora_linear_cuda_forward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, y);
+    // in_proj_b's u would be allocated inside the scratch scope below and given back with it.
+    lora_linear_cuda_forward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, y,
+                             -1, kind == LinearKind::InProjB ? nullptr : act.lora.keep(kind));
   };
   project(x, w.in_proj_qkv, LinearKind::InProjQkv, act.qkv);
   project(x, w.in_proj_z, LinearKind::InProjZ, act.z);
@@ -122,7 +124,7 @@ void gated_deltanet_cuda_backward(const DeviceLayerContext& ctx, const DeviceLin
   auto project_back = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind,
                           const bf16* dy, bf16* d_in, bool accumulate) {
     lora_linear_cuda_backward(ctx.blas, ctx.arena, in, tokens, weight, ctx.lora, ctx.layer, kind, dy,
-                              d_in, accumulate);
+                              d_in, accumulate, -1, act.lora.kept(kind));
   };
 
   // out = normed W_out^T

@@ -27,6 +27,7 @@ struct DeviceGatedDeltaNetActivations {
   float* beta;           // [T, Hv]
   __nv_bfloat16* core;   // [T, Hv, dv] delta-rule output
   __nv_bfloat16* normed; // [T, Hv*dv] gated-norm output, the out_proj input
+  DeviceLoraDowns lora;  // the adapter's u (not in_proj_b's: its projection runs in a scratch scope)
 };
 
 // x: [T, D] (the normed layer input); out: [T, D] overwritten.

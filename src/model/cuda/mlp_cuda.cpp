@@ -13,12 +13,12 @@ void mlp_cuda_forward(const DeviceLayerContext& ctx, const DeviceMlp& w, const b
   act.up = ctx.alloc<bf16>(n);
   act.h = ctx.alloc<bf16>(n);
   lora_linear_cuda_forward(ctx.blas, ctx.arena, x, tokens, w.gate_proj, ctx.lora, ctx.layer,
-                           LinearKind::GateProj, act.gate);
+                           LinearKind::GateProj, act.gate, -1, act.lora.keep(LinearKind::GateProj));
   lora_linear_cuda_forward(ctx.blas, ctx.arena, x, tokens, w.up_proj, ctx.lora, ctx.layer,
-                           LinearKind::UpProj, act.up);
+                           LinearKind::UpProj, act.up, -1, act.lora.keep(LinearKind::UpProj));
   swiglu_cuda_forward(act.gate, act.up, n, act.h, ctx.target());
   lora_linear_cuda_forward(ctx.blas, ctx.arena, act.h, tokens, w.down_proj, ctx.lora, ctx.layer,
-                           LinearKind::DownProj, out);
+                           LinearKind::DownProj, out, -1, act.lora.keep(LinearKind::DownProj));
 }
 
 void mlp_cuda_backward(const DeviceLayerContext& ctx, const DeviceMlp& w, const bf16* x,
@@ -29,13 +29,15 @@ void mlp_cuda_backward(const DeviceLayerContext& ctx, const DeviceMlp& w, const 
   bf16* d_h = ctx.alloc<bf16>(n);
   bf16* d_up = ctx.alloc<bf16>(n);
   lora_linear_cuda_backward(ctx.blas, ctx.arena, act.h, tokens, w.down_proj, ctx.lora, ctx.layer,
-                            LinearKind::DownProj, d_out, d_h, false);
+                            LinearKind::DownProj, d_out, d_h, false, -1,
+                            act.lora.kept(LinearKind::DownProj));
   bf16* d_gate = d_h;
   swiglu_cuda_backward(act.gate, act.up, d_h, n, d_gate, d_up, ctx.target());
   lora_linear_cuda_backward(ctx.blas, ctx.arena, x, tokens, w.gate_proj, ctx.lora, ctx.layer,
-                            LinearKind::GateProj, d_gate, dx, false);
+                            LinearKind::GateProj, d_gate, dx, false, -1,
+                            act.lora.kept(LinearKind::GateProj));
   lora_linear_cuda_backward(ctx.blas, ctx.arena, x, tokens, w.up_proj, ctx.lora, ctx.layer,
-                            LinearKind::UpProj, d_up, dx, true);
+                            LinearKind::UpProj, d_up, dx, true, -1, act.lora.kept(LinearKind::UpProj));
   ctx.arena.reset(mark);
 }
 

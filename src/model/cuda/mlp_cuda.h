@@ -12,6 +12,7 @@ struct DeviceMlpActivations {
   __nv_bfloat16* gate;  // [T, I]
   __nv_bfloat16* up;    // [T, I]
   __nv_bfloat16* h;     // [T, I] silu(gate) * up, the down_proj input
+  DeviceLoraDowns lora;  // the adapter's u of gate, up and down
 };
 
 void mlp_cuda_forward(const DeviceLayerContext& ctx, const DeviceMlp& w, const __nv_bfloat16* x,
