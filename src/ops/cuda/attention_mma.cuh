@@ -116,16 +116,16 @@ struct Forward {
     const bf16* vg = a.v + start * a.ldkv + (h / a.group) * D;
     load_rows_async<D, kThreads>(sq, a.q + (start + q0) * a.ldq + h * D, a.ldq, kRows, rows, thread);
     load_rows_async<D, kThreads>(sk, kg, a.ldkv, BC, min(BC, len), thread);
-    commit_copies();
+    cuda::async_commit();
     load_rows_async<D, kThreads>(sv, vg, a.ldkv, BC, min(BC, len), thread);
-    commit_copies();
+    cuda::async_commit();
     const int tiles = (q0 + rows - 1) / BC + 1, row0 = q0 + warp * 16;
     float o[D / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     for (int j = 0; j < tiles; ++j) {
       const int k0 = j * BC;
       // Copies in flight here: K_j (with Q at j = 0), then V_j. K_{j+1} is fetched while the
       // softmax and P V run, V_{j+1} while the next S does.
-      wait_copies<1>();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float p[BC / 8][4] = {};
       product_nt<D, BC / 8>(p, sq + warp * 16 * LD, sk, lane);
@@ -133,7 +133,7 @@ struct Forward {
       if (j + 1 < tiles)
         load_rows_async<D, kThreads>(sk, kg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
                                      min(BC, len - k0 - BC), thread);
-      commit_copies();
+      cuda::async_commit();
       const bool mask = k0 + BC - 1 > q0 || k0 + BC > len;
       float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -167,16 +167,16 @@ struct Forward {
           p[n][e] = exp2f(p[n][e] - base[e >> 1]);
           l[e >> 1] += p[n][e];
         }
-      wait_copies<1>();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       product_rn<BC, D / 8>(o, p, sv, lane);
       __syncthreads();
       if (j + 1 < tiles)
         load_rows_async<D, kThreads>(sv, vg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
                                      min(BC, len - k0 - BC), thread);
-      commit_copies();
+      cuda::async_commit();
     }
-    wait_copies<0>();
+    cuda::async_wait_pending<0>();
     float inv[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -225,9 +225,9 @@ struct QueryGrad {
     load_rows_async<D, kThreads>(sdo, a.d_out + (start + q0) * ld_do + h * D, ld_do, kRows, rows,
                                  thread);
     load_rows_async<D, kThreads>(sv, vg, a.ldkv, BC, min(BC, len), thread);
-    commit_copies();
+    cuda::async_commit();
     load_rows_async<D, kThreads>(sk, kg, a.ldkv, BC, min(BC, len), thread);
-    commit_copies();
+    cuda::async_commit();
     const int tiles = (q0 + rows - 1) / BC + 1, row0 = q0 + warp * 16;
     float lse2[2], Drow[2];
 #pragma unroll
@@ -240,7 +240,7 @@ struct QueryGrad {
     for (int j = 0; j < tiles; ++j) {
       const int k0 = j * BC;
       // In flight: V_j, then K_j. V_{j+1} is fetched during S and dQ, K_{j+1} during the next dP.
-      wait_copies<1>();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float dp[BC / 8][4] = {};
       product_nt<D, BC / 8>(dp, sdo + warp * 16 * LD, sv, lane);
@@ -248,8 +248,8 @@ struct QueryGrad {
       if (j + 1 < tiles)
         load_rows_async<D, kThreads>(sv, vg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
                                      min(BC, len - k0 - BC), thread);
-      commit_copies();
-      wait_copies<1>();
+      cuda::async_commit();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float ds[BC / 8][4] = {};
       product_nt<D, BC / 8>(ds, sq + warp * 16 * LD, sk, lane);
@@ -268,9 +268,9 @@ struct QueryGrad {
       if (j + 1 < tiles)
         load_rows_async<D, kThreads>(sk, kg + int64_t(k0 + BC) * a.ldkv, a.ldkv, BC,
                                      min(BC, len - k0 - BC), thread);
-      commit_copies();
+      cuda::async_commit();
     }
-    wait_copies<0>();
+    cuda::async_wait_pending<0>();
     store_rows<D>(dq, a.scale, a.dq + (start + row0) * a.ldq + h * D, a.ldq, len - row0, lane);
   }
 #endif
@@ -334,23 +334,23 @@ struct KeyGrad {
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
     load_rows_async<D, kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
     fetch_grads(0, st, start, len, thread, sdo);
-    commit_copies();
+    cuda::async_commit();
     fetch_queries(0, st, start, len, thread, sq, srow);
-    commit_copies();
+    cuda::async_commit();
     const int row0 = k0 + warp * 16;
     float dk[D / 8][4] = {};
     for (int step = 0; step < st.count; ++step) {
       const int qa = st.query0(step, BC);
       // In flight: dO of this step, then its Q; the next dO comes during Sᵀ and dK, the next Q
       // during the next dPᵀ.
-      wait_copies<1>();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float dp[BC / 8][4] = {};
       product_nt<D, BC / 8>(dp, sv + warp * 16 * LD, sdo, lane);
       __syncthreads();
       if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
-      commit_copies();
-      wait_copies<1>();
+      cuda::async_commit();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float ds[BC / 8][4] = {};
       product_nt<D, BC / 8>(ds, sk + warp * 16 * LD, sq, lane);
@@ -367,9 +367,9 @@ struct KeyGrad {
       product_rn<BC, D / 8>(dk, ds, sq, lane);
       __syncthreads();
       if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, srow);
-      commit_copies();
+      cuda::async_commit();
     }
-    wait_copies<0>();
+    cuda::async_wait_pending<0>();
     if (a.dk_part)
       store_rows_float<D>(dk, a.scale, a.dk_part + (start + row0) * a.H * D + st.first_head * D,
                           int64_t(a.H) * D, len - row0, lane);
@@ -417,16 +417,16 @@ struct ValueGrad {
     const int kvh = st.kvh;
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
     fetch_queries(0, st, start, len, thread, sq, slse);
-    commit_copies();
+    cuda::async_commit();
     fetch_grads(0, st, start, len, thread, sdo);
-    commit_copies();
+    cuda::async_commit();
     const int row0 = k0 + warp * 16;
     float dv[D / 8][4] = {};
     for (int step = 0; step < st.count; ++step) {
       const int qa = st.query0(step, BC);
       // In flight: Q of this step, then its dO; the next Q comes during Pᵀ dO, the next dO
       // during the next Sᵀ.
-      wait_copies<1>();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       float p[BC / 8][4] = {};
       product_nt<D, BC / 8>(p, sk + warp * 16 * LD, sq, lane);
@@ -441,15 +441,15 @@ struct ValueGrad {
         }
       __syncthreads();
       if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, slse);
-      commit_copies();
-      wait_copies<1>();
+      cuda::async_commit();
+      cuda::async_wait_pending<1>();
       __syncthreads();
       product_rn<BC, D / 8>(dv, p, sdo, lane);
       __syncthreads();
       if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
-      commit_copies();
+      cuda::async_commit();
     }
-    wait_copies<0>();
+    cuda::async_wait_pending<0>();
     if (a.dv_part)
       store_rows_float<D>(dv, 1.0f, a.dv_part + (start + row0) * a.H * D + st.first_head * D,
                           int64_t(a.H) * D, len - row0, lane);

@@ -264,4 +264,19 @@ DT_HD void async_wait() {
 #endif
 }
 
+// For pipelines that copy the next tile while the current one is used: async_commit() closes the
+// group of copies issued since the last one; async_wait_pending<N>() waits until at most N of the
+// committed groups are still in flight (N = 1: all but the newest).
+DT_HD void async_commit() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int Pending>
+DT_HD void async_wait_pending() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
+}
+
 }  // namespace deltatune::cuda

@@ -33,17 +33,6 @@ struct MmaRecurrenceTiles {
   static_assert(C == 64, "the register-state kernels assume 64-token chunks");
 };
 
-DT_HD void async_commit() {
-#if defined(__CUDA_ARCH__)
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-// Waits for every copy but the most recent group (the next chunk's, still in flight).
-DT_HD void async_wait_all_but_last() {
-#if defined(__CUDA_ARCH__)
-  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-#endif
-}
 
 // The split of the key dim over KS warps (KS = 1 or 2): warp w of a block owns state columns
 // 16 (w / KS) .. +15 of the block's and key rows dk0 = (128 / KS)(w % KS) .. +128 / KS − 1 of them.
@@ -179,7 +168,7 @@ struct RecurrenceMmaBody {
       const int now = (c - first) & 1;
       if (c + 1 < end) {
         issue(blk, stage(smem, now ^ 1), c + 1, h, v0);
-        async_wait_all_but_last();
+        async_wait_pending<1>();  // all but the next chunk's copies
       } else {
         async_wait();
       }
@@ -389,7 +378,7 @@ struct ReverseMmaBody {
       const int now = (last - c) & 1;
       if (c > first) {
         issue(blk, stage(smem, now ^ 1), c - 1, h, v0);
-        async_wait_all_but_last();
+        async_wait_pending<1>();  // all but the next chunk's copies
       } else {
         async_wait();
       }

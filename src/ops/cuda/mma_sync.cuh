@@ -42,6 +42,34 @@ struct SimulatedWarp {
 inline thread_local SimulatedWarp* simulated_warp = nullptr;
 #endif
 
+#if defined(__CUDA_ARCH__)
+// The device-only forms, on raw registers and shared-memory addresses (kernels that compute the
+// addresses once and add byte offsets in their loops: attention_mma.cuh through warp_mma.cuh).
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+// c += a b as mma() below, but not volatile: the compiler may move it among the loads around it
+// (attention's products, written in plain loop order); mma() keeps the issue order its callers
+// chose (the delta rule's products ordered 4 apart).
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#endif
+
 // d += a b for one 16×8 tile. Callers order their products so that consecutive ones go to
 // different accumulators (a product into the accumulator of the one just issued waits for it).
 DT_HD void mma(float (&d)[4], const FragA& a, const FragB& b) {
@@ -60,20 +88,14 @@ DT_HD void mma(float (&d)[4], const FragA& a, const FragB& b) {
 // Plain: r[i] = (row g, columns 2q..2q+1) of matrix i; trans: (rows 2q..2q+1, column g).
 DT_HD void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* row) {
 #if defined(__CUDA_ARCH__)
-  const unsigned at = unsigned(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(at));
+  ldmatrix_x4(r, shared_address(row));
 #else
   if (simulated_warp) simulated_warp->ldmatrix_x4(r, row, false);
 #endif
 }
 DT_HD void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* row) {
 #if defined(__CUDA_ARCH__)
-  const unsigned at = unsigned(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(at));
+  ldmatrix_x4_trans(r, shared_address(row));
 #else
   if (simulated_warp) simulated_warp->ldmatrix_x4(r, row, true);
 #endif

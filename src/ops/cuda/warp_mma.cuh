@@ -1,7 +1,8 @@
 // Warp-level tensor-core pieces for kernels that keep their accumulators in registers (the
 // FlashAttention-2 way): 16-row bf16 tiles in shared memory are read with ldmatrix and multiplied
-// with mma.sync m16n8k16 (bf16 in, float accumulate). GPU only (sm_80 and later): the generic
-// kernels beside each fast one (block_tile.cuh) are the host emulation and the fallback.
+// with mma.sync m16n8k16 (bf16 in, float accumulate), on mma_sync.cuh's primitives. GPU only
+// (sm_80 and later): the generic kernels beside each fast one (block_tile.cuh) are the host
+// emulation and the fallback.
 //
 // Register layout of one m16n8 float accumulator c[4] in lane l (g = l / 4, t = l % 4):
 //   c[0], c[1]: row g,     columns 2t, 2t + 1
@@ -17,38 +18,14 @@
 
 #include <cstdint>
 
+#include "ops/cuda/mma_sync.cuh"
+
 namespace deltatune::cuda::mma {
 
 #if defined(__CUDA_ARCH__)
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// Four 8×8 bf16 matrices; lane l gives the row address of matrix l / 8, row l % 8.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// c += a b: a 16×16 (row), b 16×8 (col), float accumulate.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
+  return pack(__floats2bfloat162_rn(lo, hi));
 }
 
 // 16 bytes global → shared, asynchronously; src_bytes = 0 fills the 16 bytes with zeros (rows past
@@ -58,17 +35,9 @@ __device__ __forceinline__ void copy_async_16(uint32_t dst, const void* src, int
                "r"(src_bytes)
                : "memory");
 }
-__device__ __forceinline__ void commit_copies() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most `Pending` of the committed groups are still in flight.
-template <int Pending>
-__device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
-}
-
 // rows × Cols bf16 from global (row r at src + r * ld) into a padded shared tile; rows at or past
-// `valid` are zero-filled. All threads of the block take part; the caller commits.
+// `valid` are zero-filled. All threads of the block take part; the caller commits (async_commit,
+// block_tile.cuh).
 template <int Cols, int Threads>
 __device__ __forceinline__ void load_rows_async(__nv_bfloat16* dst, const __nv_bfloat16* src,
                                                 int64_t ld, int rows, int valid, int thread) {
