@@ -290,6 +290,32 @@ struct KeySteps {
   DT_HD int query0(int step, int tile) const { return (first_tile + step % tiles_per_head) * tile; }
 };
 
+#if defined(__CUDA_ARCH__)
+// A key-side step's operands, copied while the step before it computes: its query rows
+// (asynchronously) with their lse in base 2 and, for dK, their D (plain loads, read after the next
+// barrier); and its output-gradient rows.
+template <int D, int BC>
+__device__ void fetch_step_queries(const Args& a, const KeySteps& st, int step, int64_t start,
+                                   int len, int thread, bf16* sq, float* slse, float* sD) {
+  const int h = st.head(step), qa = st.query0(step, BC);
+  cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
+                                          min(BC, len - qa), thread);
+  for (int i = thread; i < BC; i += kThreads) {
+    const bool in = qa + i < len;
+    slse[i] = in ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
+    if (sD) sD[i] = in ? a.D[(start + qa + i) * a.H + h] : 0.0f;
+  }
+}
+template <int D, int BC>
+__device__ void fetch_step_grads(const Args& a, const KeySteps& st, int step, int64_t start,
+                                 int len, int thread, bf16* sdo) {
+  const int h = st.head(step), qa = st.query0(step, BC);
+  const int64_t ld_do = int64_t(a.H) * D;
+  cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
+                                          min(BC, len - qa), thread);
+}
+#endif
+
 template <int D>
 struct KeyGrad {
   static constexpr int BC = 32, LD = D + 8;
@@ -301,26 +327,6 @@ struct KeyGrad {
 #endif
   }
 #if defined(__CUDA_ARCH__)
-  // Q rows of a step into sq with their lse (base 2) and D into srow (plain loads: read after the
-  // next barrier).
-  __device__ void fetch_queries(int step, const KeySteps& st, int64_t start, int len, int thread,
-                                bf16* sq, float* srow) const {
-    const int h = st.head(step), qa = st.query0(step, BC);
-    cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
-                                            min(BC, len - qa), thread);
-    for (int i = thread; i < BC; i += kThreads) {
-      const bool in = qa + i < len;
-      srow[i] = in ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
-      srow[BC + i] = in ? a.D[(start + qa + i) * a.H + h] : 0.0f;
-    }
-  }
-  __device__ void fetch_grads(int step, const KeySteps& st, int64_t start, int len, int thread,
-                              bf16* sdo) const {
-    const int h = st.head(step), qa = st.query0(step, BC);
-    const int64_t ld_do = int64_t(a.H) * D;
-    cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
-                                            min(BC, len - qa), thread);
-  }
   __device__ void run(int thread, int bx, int unit, int s, bf16* sk) const {
     using namespace cuda::mma;
     const int64_t start = a.cu[s];
@@ -333,9 +339,9 @@ struct KeyGrad {
     const int kvh = st.kvh;
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
     load_rows_async<D, kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_grads(0, st, start, len, thread, sdo);
+    fetch_step_grads<D, BC>(a, st, 0, start, len, thread, sdo);
     cuda::async_commit();
-    fetch_queries(0, st, start, len, thread, sq, srow);
+    fetch_step_queries<D, BC>(a, st, 0, start, len, thread, sq, srow, srow + BC);
     cuda::async_commit();
     const int row0 = k0 + warp * 16;
     float dk[D / 8][4] = {};
@@ -348,7 +354,7 @@ struct KeyGrad {
       float dp[BC / 8][4] = {};
       product_nt<D, BC / 8>(dp, sv + warp * 16 * LD, sdo, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
+      if (step + 1 < st.count) fetch_step_grads<D, BC>(a, st, step + 1, start, len, thread, sdo);
       cuda::async_commit();
       cuda::async_wait_pending<1>();
       __syncthreads();
@@ -366,7 +372,8 @@ struct KeyGrad {
         }
       product_rn<BC, D / 8>(dk, ds, sq, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, srow);
+      if (step + 1 < st.count)
+        fetch_step_queries<D, BC>(a, st, step + 1, start, len, thread, sq, srow, srow + BC);
       cuda::async_commit();
     }
     cuda::async_wait_pending<0>();
@@ -390,21 +397,6 @@ struct ValueGrad {
 #endif
   }
 #if defined(__CUDA_ARCH__)
-  __device__ void fetch_queries(int step, const KeySteps& st, int64_t start, int len, int thread,
-                                bf16* sq, float* slse) const {
-    const int h = st.head(step), qa = st.query0(step, BC);
-    cuda::mma::load_rows_async<D, kThreads>(sq, a.q + (start + qa) * a.ldq + h * D, a.ldq, BC,
-                                            min(BC, len - qa), thread);
-    for (int i = thread; i < BC; i += kThreads)
-      slse[i] = qa + i < len ? a.lse_in[(start + qa + i) * a.H + h] * kLog2e : 0.0f;
-  }
-  __device__ void fetch_grads(int step, const KeySteps& st, int64_t start, int len, int thread,
-                              bf16* sdo) const {
-    const int h = st.head(step), qa = st.query0(step, BC);
-    const int64_t ld_do = int64_t(a.H) * D;
-    cuda::mma::load_rows_async<D, kThreads>(sdo, a.d_out + (start + qa) * ld_do + h * D, ld_do, BC,
-                                            min(BC, len - qa), thread);
-  }
   __device__ void run(int thread, int bx, int unit, int s, bf16* sk) const {
     using namespace cuda::mma;
     const int64_t start = a.cu[s];
@@ -416,9 +408,9 @@ struct ValueGrad {
     const KeySteps st = KeySteps::make(a, unit, k0, len, BC);
     const int kvh = st.kvh;
     load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_queries(0, st, start, len, thread, sq, slse);
+    fetch_step_queries<D, BC>(a, st, 0, start, len, thread, sq, slse, nullptr);
     cuda::async_commit();
-    fetch_grads(0, st, start, len, thread, sdo);
+    fetch_step_grads<D, BC>(a, st, 0, start, len, thread, sdo);
     cuda::async_commit();
     const int row0 = k0 + warp * 16;
     float dv[D / 8][4] = {};
@@ -440,13 +432,14 @@ struct ValueGrad {
           p[n][e] = hidden ? 0.0f : exp2f(p[n][e] * a.scale_log2 - slse[c]);
         }
       __syncthreads();
-      if (step + 1 < st.count) fetch_queries(step + 1, st, start, len, thread, sq, slse);
+      if (step + 1 < st.count)
+        fetch_step_queries<D, BC>(a, st, step + 1, start, len, thread, sq, slse, nullptr);
       cuda::async_commit();
       cuda::async_wait_pending<1>();
       __syncthreads();
       product_rn<BC, D / 8>(dv, p, sdo, lane);
       __syncthreads();
-      if (step + 1 < st.count) fetch_grads(step + 1, st, start, len, thread, sdo);
+      if (step + 1 < st.count) fetch_step_grads<D, BC>(a, st, step + 1, start, len, thread, sdo);
       cuda::async_commit();
     }
     cuda::async_wait_pending<0>();
