@@ -108,6 +108,13 @@ DeviceModel::DeviceModel(const Model& model, const cuda::Target& target) : confi
   };
   Uploader sizing;
   place_all(sizing);
+  if (host_embed_tokens_) {
+    const Tensor& t = *host_embed_tokens_;
+    DT_CHECK(t.is_contiguous() && t.device == Device::CPU && t.ndim == 2 &&
+                 t.dim(0) == config_.vocab_size && t.dim(1) == config_.hidden_size,
+             "DeviceModel: the host embedding is not a contiguous [", config_.vocab_size, ", ",
+             config_.hidden_size, "] table");
+  }
   memory_ = cuda::Memory(sizing.used, target);
   Uploader copying{memory_.as<char>(), 0, &target};
   place_all(copying);
@@ -115,18 +122,13 @@ DeviceModel::DeviceModel(const Model& model, const cuda::Target& target) : confi
 
 void DeviceModel::embed(std::span<const int64_t> ids, const int64_t* target_ids, bf16* x,
                         const cuda::Target& target) const {
-  const int64_t V = config_.vocab_size, D = config_.hidden_size, tokens = int64_t(ids.size());
-  for (const int64_t id : ids)
-    DT_CHECK(id >= 0 && id < V, "embedding: token id ", id, " outside the vocabulary [0, ", V, ")");
+  const int64_t D = config_.hidden_size, tokens = int64_t(ids.size());
   if (embed_tokens_) {
     embedding_cuda_forward(target_ids, tokens, embed_tokens_, D, x, target);
     return;
   }
   // Gather the rows on the host, as bf16, then one copy.
   const Tensor& t = *host_embed_tokens_;
-  DT_CHECK(t.is_contiguous() && t.device == Device::CPU && t.ndim == 2 && t.dim(0) == V &&
-               t.dim(1) == D,
-           "DeviceModel: the host embedding is not a contiguous [", V, ", ", D, "] table");
   const size_t row_bytes = size_t(D) * dtype_size(t.dtype);
   std::vector<uint16_t> rows(size_t(tokens * D));
   std::vector<float> row(t.dtype == DType::BF16 ? 0 : size_t(D));

@@ -52,8 +52,8 @@ class DeviceModel {
   const ModelConfig& config() const { return config_; }
   const std::vector<DeviceLayer>& layers() const { return layers_; }
   // x[t] = embedding row of ids[t], x in target memory ([tokens, D] bf16); the same ids on the
-  // host and in target memory. The host model this DeviceModel was made from must outlive it
-  // when the embedding is untied.
+  // host and in target memory, already checked against the vocabulary (DeviceBatch does). The host
+  // model this DeviceModel was made from must outlive it when the embedding is untied.
   void embed(std::span<const int64_t> ids, const int64_t* target_ids, __nv_bfloat16* x,
              const cuda::Target& target) const;
   bool embedding_on_device() const { return embed_tokens_ != nullptr; }
