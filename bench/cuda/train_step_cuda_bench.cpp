@@ -30,6 +30,7 @@
 // torch.cuda.max_memory_allocated gives for a PyTorch peer — and the device's used memory
 // (cudaMemGetInfo, CUDA context included). DELTATUNE_PROFILE=1 adds each kernel's and each cuBLAS
 // product's GPU time at exit (the calls then wait for each other: time without it).
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -220,7 +221,14 @@ int main(int argc, char** argv) {
       DT_CUDA(cudaDeviceSynchronize());
       const auto start = std::chrono::steady_clock::now();
       double loss = 0;
-      for (int s = 0; s < steps; ++s) loss = run.step(schedule, 2 + s, micro, options).loss;
+      // DELTATUNE_PROFILER_RANGE=1: the first timed step alone is the profiler's range, for
+      // `ncu --profile-from-start off` (exact per-kernel times; scripts/ncu_step_profile.sh).
+      const bool ranged = std::getenv("DELTATUNE_PROFILER_RANGE") != nullptr;
+      for (int s = 0; s < steps; ++s) {
+        if (ranged && s == 0) DT_CUDA(cudaProfilerStart());
+        loss = run.step(schedule, 2 + s, micro, options).loss;
+        if (ranged && s == 0) DT_CUDA(cudaProfilerStop());
+      }
       DT_CUDA(cudaDeviceSynchronize());
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       size_t free_bytes = 0, total_bytes = 0;

@@ -60,6 +60,15 @@ __global__ void __launch_bounds__(Threads, 1) run_blocks(Body body) {
        smem);
 }
 
+// Threads per block of a body: its own kThreads where it has one, else the family's.
+template <class Body>
+constexpr int block_threads() {
+  if constexpr (requires { Body::kThreads; })
+    return Body::kThreads;
+  else
+    return kThreads;
+}
+
 // Runs a kernel body over a grid: launched on the GPU, or emulated on the host (one thread per
 // block, blocks spread over OpenMP threads: blocks of one launch never depend on each other).
 struct Runner {
@@ -82,7 +91,7 @@ struct Runner {
       }
       return;
     }
-    gpu<kThreads>(name, body, grid, smem_bytes);
+    gpu<block_threads<Body>()>(name, body, grid, smem_bytes);
   }
 
   // The GPU launch alone, with Threads threads per block: the bodies that exist only on the GPU

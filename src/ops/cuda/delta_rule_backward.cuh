@@ -202,6 +202,9 @@ DT_HD float state_dot_and_copy(const Block& blk, const float* S, const float* dS
 template <class T>
 struct ChunkGradBody {
   static constexpr int C = kChunk<T>;
+  // 16 warps: one block per SM (its shared memory), so the block's own warps are all the SM has
+  // to hide the latency of its products and phases (8 warps measured slower: docs/performance.md).
+  static constexpr int kThreads = 512;
   Dims d;
   Table tab;
   const T *q, *k, *v, *d_out;
@@ -239,7 +242,7 @@ struct ChunkGradBody {
     s.d_gamma = c.take<float>(C);
     s.d_beta = c.take<float>(C);
     s.t = c.take<float>(C);
-    s.partial = c.take<float>(kThreads + 1);  // per-thread sums of <S, dS>, then their total
+    s.partial = c.take<float>(kThreads + 1);  // per-warp sums of <S, dS>, then their total
     s.Q = c.take<T>(C * ldD);
     s.K = c.take<T>(C * ldD);
     s.O = c.take<T>(C * ldD);
@@ -335,12 +338,19 @@ struct ChunkGradBody {
 
     // dS into S's tile, and <S, dS> from the float states; then Y = V' dSᵀ.
     if (Vn_lo_2) copy_tile_async(blk, Vn_lo_2, ldD, C, DV, V_new_lo, DV, C, DV);
-    s.partial[blk.thread] = state_dot_and_copy(blk, S_ws, dS_ws, DK, DV, S_op, ldST);
+    {
+      float part = state_dot_and_copy(blk, S_ws, dS_ws, DK, DV, S_op, ldST);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+      for (int o = 16; o > 0; o /= 2) part += __shfl_xor_sync(0xffffffffu, part, o);
+#endif
+      if (blk.thread % 32 == 0) s.partial[blk.thread / 32] = part;  // one sum a warp
+    }
     async_wait();
     blk.sync();
     if (blk.thread == 0) {
       float sum = 0.0f;
-      for (int t = 0; t < blk.threads; ++t) sum += s.partial[t];
+      for (int w = 0; w < (blk.threads + 31) / 32; ++w) sum += s.partial[w];
       s.partial[kThreads] = sum;
     }
     block_matmul<false, true>(blk, C, DK, DV, split(s.Vn, Vn_lo_2, ldD), exact(S_op, ldST), s.F,

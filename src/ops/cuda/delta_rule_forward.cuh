@@ -27,6 +27,7 @@ constexpr int kChunk = sizeof(T) == 2 ? 64 : 32;
 template <class T, bool kBackward>
 struct PrepBody {
   static constexpr int C = kChunk<T>;
+  static constexpr int kThreads = 512;  // 16 warps, as ChunkGradBody (one block per SM)
   Dims d;
   Table tab;
   const T *q, *k, *v, *d_out;
