@@ -61,7 +61,9 @@ void delta_rule_backward(const DeviceLayerContext& ctx, const DeviceGatedDeltaNe
 }  // namespace
 
 void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLinearAttention& w,
-                                 const bf16* x, bf16* out, DeviceGatedDeltaNetActivations& act) {
+                                 const bf16* x, bf16* out, DeviceGatedDeltaNetActivations& act,
+                                 bool core_kept) {
+  DT_CHECK(!core_kept || act.core, "gated_deltanet_cuda_forward: core_kept without a kept output");
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens();
   const int64_t C = c.linear_conv_dim(), key_dim = c.linear_key_dim(), value_dim = c.linear_value_dim();
@@ -78,7 +80,7 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
   act.v = ctx.alloc<bf16>(tokens * value_dim);
   act.g = ctx.alloc<float>(tokens * Hv);
   act.beta = ctx.alloc<float>(tokens * Hv);
-  act.core = ctx.alloc<bf16>(tokens * value_dim);
+  if (!act.core) act.core = ctx.alloc<bf16>(tokens * value_dim);
   act.normed = ctx.alloc<bf16>(tokens * value_dim);
 
   auto project = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind, bf16* y) {
@@ -105,7 +107,7 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
   l2norm_cuda_forward(act.q_raw, tokens * Hk, dk, kL2NormEps, act.q, -1, -1, target);
   l2norm_cuda_forward(act.k_raw, tokens * Hk, dk, kL2NormEps, act.k, -1, -1, target);
   scale_cuda(act.q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), target);
-  delta_rule_forward(ctx, act, act.core);
+  if (!core_kept) delta_rule_forward(ctx, act, act.core);
   gated_rmsnorm_cuda_forward(act.core, act.z, tokens * Hv, dv, w.norm, c.rms_norm_eps, act.normed,
                              target);
   project(act.normed, w.out_proj, LinearKind::OutProj, out);

@@ -25,15 +25,17 @@ struct DeviceGatedDeltaNetActivations {
   __nv_bfloat16* v;      // [T, Hv, dv]
   float* g;              // [T, Hv]
   float* beta;           // [T, Hv]
-  __nv_bfloat16* core;   // [T, Hv, dv] delta-rule output
+  __nv_bfloat16* core = nullptr;  // [T, Hv, dv] delta-rule output (the forward allocates it when null)
   __nv_bfloat16* normed; // [T, Hv*dv] gated-norm output, the out_proj input
   DeviceLoraDowns lora;  // the adapter's u (not in_proj_b's: its projection runs in a scratch scope)
 };
 
-// x: [T, D] (the normed layer input); out: [T, D] overwritten.
+// x: [T, D] (the normed layer input); out: [T, D] overwritten. core_kept: act.core already holds
+// this layer's delta-rule output for this x (checkpointing's recomputation keeps it from the first
+// forward), so the delta rule is not run again.
 void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLinearAttention& w,
                                  const __nv_bfloat16* x, __nv_bfloat16* out,
-                                 DeviceGatedDeltaNetActivations& act);
+                                 DeviceGatedDeltaNetActivations& act, bool core_kept = false);
 
 // dx: [T, D] overwritten; LoRA factor gradients accumulated.
 void gated_deltanet_cuda_backward(const DeviceLayerContext& ctx, const DeviceLinearAttention& w,

@@ -17,6 +17,10 @@ void mlp_cuda_forward(const DeviceLayerContext& ctx, const DeviceMlp& w, const b
   lora_linear_cuda_forward(ctx.blas, ctx.arena, x, tokens, w.up_proj, ctx.lora, ctx.layer,
                            LinearKind::UpProj, act.up, -1, act.lora.keep(LinearKind::UpProj));
   swiglu_cuda_forward(act.gate, act.up, n, act.h, ctx.target());
+  if (out == nullptr) {  // activations only: the backward recomputes down_proj's LoRA u
+    *act.lora.keep(LinearKind::DownProj) = nullptr;
+    return;
+  }
   lora_linear_cuda_forward(ctx.blas, ctx.arena, act.h, tokens, w.down_proj, ctx.lora, ctx.layer,
                            LinearKind::DownProj, out, -1, act.lora.keep(LinearKind::DownProj));
 }

@@ -15,6 +15,7 @@ struct DeviceMlpActivations {
   DeviceLoraDowns lora;  // the adapter's u of gate, up and down
 };
 
+// out null: the activations only (checkpointing's recomputation), no down projection.
 void mlp_cuda_forward(const DeviceLayerContext& ctx, const DeviceMlp& w, const __nv_bfloat16* x,
                       __nv_bfloat16* out, DeviceMlpActivations& act);
 

@@ -26,9 +26,16 @@ struct DeviceDecoderActivations {
   DeviceMlpActivations mlp;
 };
 
+// Which forward of a layer: the first, or checkpointing's recomputation just before the layer's
+// backward. The recomputation needs only the activations: it skips the MLP's down projection
+// (x_out is not written) and takes a Gated DeltaNet layer's delta-rule output from the first
+// forward (act.gdn.core, kept across the checkpoint: model_loss_backward_cuda).
+enum class LayerPass { Forward, Recompute };
+
 // x_out = x_mid + mlp(norm2(x_mid)), x_mid = x_in + mixer(norm1(x_in)).
 void decoder_layer_forward(const DeviceLayerContext& ctx, const DeviceLayer& w, const bf16* x_in,
-                           bf16* x_out, DeviceDecoderActivations& act) {
+                           bf16* x_out, DeviceDecoderActivations& act,
+                           LayerPass pass = LayerPass::Forward) {
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens(), n = tokens * c.hidden_size;
   const cuda::Target target = ctx.target();
@@ -38,12 +45,17 @@ void decoder_layer_forward(const DeviceLayerContext& ctx, const DeviceLayer& w, 
   rmsnorm_zero_centred_cuda_forward(x_in, tokens, c.hidden_size, w.input_layernorm, c.rms_norm_eps,
                                     act.xn1, -1, -1, target);
   if (w.kind == LayerKind::LinearAttention)
-    gated_deltanet_cuda_forward(ctx, w.linear, act.xn1, act.x_mid, act.gdn);
+    gated_deltanet_cuda_forward(ctx, w.linear, act.xn1, act.x_mid, act.gdn,
+                                pass == LayerPass::Recompute);
   else
     full_attention_cuda_forward(ctx, w.attn, act.xn1, act.x_mid, act.attn);
   add_cuda(act.x_mid, x_in, n, target);
   rmsnorm_zero_centred_cuda_forward(act.x_mid, tokens, c.hidden_size, w.post_attention_layernorm,
                                     c.rms_norm_eps, act.xn2, -1, -1, target);
+  if (pass == LayerPass::Recompute) {
+    mlp_cuda_forward(ctx, w.mlp, act.xn2, nullptr, act.mlp);
+    return;
+  }
   mlp_cuda_forward(ctx, w.mlp, act.xn2, x_out, act.mlp);
   add_cuda(x_out, act.x_mid, n, target);
 }
@@ -128,7 +140,7 @@ LossSum model_loss_cuda(const DeviceModel& model, const DeviceLoraRun& lora, con
   model.embed(batch.input_ids, db.input_ids(), x, target);
   for (int l = 0; l < c.num_layers; ++l) {
     const cuda::DeviceArena::Mark m = arena.mark();
-    DeviceDecoderActivations act;
+    DeviceDecoderActivations act{};
     decoder_layer_forward(DeviceLayerContext{c, lora, l, db, arena, blas}, model.layers()[size_t(l)],
                           x, next, act);
     std::swap(x, next);
@@ -171,9 +183,14 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
   std::vector<DeviceDecoderActivations> acts(static_cast<size_t>(L));
   model.embed(batch.input_ids, db.input_ids(), x[0], target);
   for (int l = 0; l < L; ++l) {
+    const DeviceLayer& layer = model.layers()[size_t(l)];
+    // A recomputed Gated DeltaNet layer keeps its delta-rule output (T × value dim bf16) across
+    // the checkpoint: the recomputation then skips the delta rule's forward, the costliest part
+    // of the layer per byte kept (docs/performance.md).
+    if (recomputed(l) && layer.kind == LayerKind::LinearAttention)
+      acts[size_t(l)].gdn.core = arena.alloc<bf16>(tokens * c.linear_value_dim());
     const cuda::DeviceArena::Mark m = arena.mark();
-    decoder_layer_forward(context(l), model.layers()[size_t(l)], x[size_t(l)], x[size_t(l + 1)],
-                          acts[size_t(l)]);
+    decoder_layer_forward(context(l), layer, x[size_t(l)], x[size_t(l + 1)], acts[size_t(l)]);
     if (recomputed(l)) arena.reset(m);
   }
   bf16* hidden = arena.alloc<bf16>(n);
@@ -199,11 +216,9 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
   for (int l = L - 1; l >= 0; --l) {
     const DeviceLayerContext ctx = context(l);
     const cuda::DeviceArena::Mark m = arena.mark();
-    if (recomputed(l)) {
-      bf16* scratch_out = arena.alloc<bf16>(n);
-      decoder_layer_forward(ctx, model.layers()[size_t(l)], x[size_t(l)], scratch_out,
-                            acts[size_t(l)]);
-    }
+    if (recomputed(l))
+      decoder_layer_forward(ctx, model.layers()[size_t(l)], x[size_t(l)], nullptr, acts[size_t(l)],
+                            LayerPass::Recompute);
     decoder_layer_backward(ctx, model.layers()[size_t(l)], x[size_t(l)], acts[size_t(l)], d_x,
                            d_prev);
     std::swap(d_x, d_prev);

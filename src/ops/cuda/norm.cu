@@ -7,6 +7,9 @@
 // sums and a second writes the outputs. The weight gradient (Σ over rows of dy x̂ (silu z)) goes
 // to a per-warp row of shared memory, then per block to the workspace, then over blocks to dw.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "ops/cuda/kernel_runner.cuh"
 #include "ops/norm_cuda.h"
@@ -44,16 +47,58 @@ struct NormArgs {
   float* dw_partials = nullptr;  // [blocks][dim], null = no dw
 };
 
-template <class T>
-DT_HD float scale_of(const NormArgs<T>& a, int64_t row, int i) {
-  switch (a.kind) {
-    case NormKind::ZeroCentred:
-      return 1.0f + to_float(a.w[i]);
-    case NormKind::Gated:
-      return to_float(a.w[i]) * cuda::siluf(to_float(a.z[row * a.ldz + i]));
-    default:
-      return 1.0f;
+// Elements i0 .. i0 + N − 1 of a row as floats: one 16-byte load when N > 1 (the caller checked
+// alignment: vector_width), else one element.
+template <int N, class T>
+DT_HD void load_n(const T* p, float* out) {
+  if constexpr (N == 1) {
+    out[0] = to_float(p[0]);
+  } else {
+    static_assert(N * sizeof(T) == 16, "one 16-byte load");
+    alignas(16) T e[N];
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(e) = *reinterpret_cast<const uint4*>(p);
+#else
+    std::memcpy(e, p, 16);  // the host compiler's aliasing rules: no uint4 view of a T array
+#endif
+#pragma unroll
+    for (int k = 0; k < N; ++k) out[k] = to_float(e[k]);
   }
+}
+template <int N, class T>
+DT_HD void store_n(T* p, const float* in) {
+  if constexpr (N == 1) {
+    p[0] = from_float<T>(in[0]);
+  } else {
+    alignas(16) T e[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) e[k] = from_float<T>(in[k]);
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(e);
+#else
+    std::memcpy(p, e, 16);
+#endif
+  }
+}
+
+// The scale of elements i0 .. i0 + N − 1 of a row: (1 + w), w silu(z) or 1; z of the gated norm
+// into zs (its gradient needs it).
+template <int N, class T>
+DT_HD void scales_of(const NormArgs<T>& a, int64_t row, int i0, float* scale, float* zs) {
+  if (a.kind == NormKind::L2) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) scale[k] = 1.0f;
+    return;
+  }
+  load_n<N>(a.w + i0, scale);
+  if (a.kind == NormKind::ZeroCentred) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) scale[k] += 1.0f;
+    return;
+  }
+  load_n<N>(a.z + row * a.ldz + i0, zs);
+#pragma unroll
+  for (int k = 0; k < N; ++k) scale[k] *= cuda::siluf(zs[k]);
 }
 
 template <class T>
@@ -63,8 +108,9 @@ DT_HD float inverse_norm(const NormArgs<T>& a, float sum_squares) {
 }
 
 // Rows of a block: kWarps consecutive rows, one per (virtual) warp; on the host one thread plays
-// every warp in turn, so the partition of rows never depends on the thread count.
-template <class T, int kWarps>
+// every warp in turn, so the partition of rows never depends on the thread count. A lane takes N
+// consecutive elements at a time (N > 1: 16-byte loads, a warp reads 512 contiguous bytes).
+template <class T, int kWarps, int N>
 struct NormForwardBody {
   NormArgs<T> a;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
@@ -74,18 +120,29 @@ struct NormForwardBody {
       if (row >= a.rows) continue;
       const T* x = a.x + row * a.ldx;
       float ss = 0.0f;
-      for (int i = warp.lane; i < a.dim; i += warp.lanes) ss += to_float(x[i]) * to_float(x[i]);
+      for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+        float xs[N];
+        load_n<N>(x + i0, xs);
+#pragma unroll
+        for (int k = 0; k < N; ++k) ss += xs[k] * xs[k];
+      }
       const float r = inverse_norm(a, cuda::warp_sum(ss));
       T* y = a.y + row * a.ldy;
-      for (int i = warp.lane; i < a.dim; i += warp.lanes)
-        y[i] = from_float<T>(to_float(x[i]) * r * scale_of(a, row, i));
+      for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+        float xs[N], scale[N], zs[N];
+        load_n<N>(x + i0, xs);  // a second read of the row: from L1, the warp just read it
+        scales_of<N>(a, row, i0, scale, zs);
+#pragma unroll
+        for (int k = 0; k < N; ++k) xs[k] *= r * scale[k];
+        store_n<N>(y + i0, xs);
+      }
     }
   }
 };
 
 // Rows row0, row0 + stride, ... for each virtual warp; with dw, each warp sums dy x̂ (silu z) of its
 // rows into its own shared row, and the block writes the sum of its warps' rows to dw_partials[bx].
-template <class T, int kWarps>
+template <class T, int kWarps, int N>
 struct NormBackwardBody {
   NormArgs<T> a;
   int64_t row_stride;  // blocks × kWarps
@@ -105,25 +162,42 @@ struct NormBackwardBody {
         const T* x = a.x + row * a.ldx;
         const T* dy = a.dy + row * a.lddy;
         float ss = 0.0f, gx = 0.0f;
-        for (int i = warp.lane; i < a.dim; i += warp.lanes) {
-          const float xi = to_float(x[i]);
-          ss += xi * xi;
-          gx += to_float(dy[i]) * scale_of(a, row, i) * xi;
+        for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+          float xs[N], dys[N], scale[N], zs[N];
+          load_n<N>(x + i0, xs);
+          load_n<N>(dy + i0, dys);
+          scales_of<N>(a, row, i0, scale, zs);
+#pragma unroll
+          for (int k = 0; k < N; ++k) {
+            ss += xs[k] * xs[k];
+            gx += dys[k] * scale[k] * xs[k];
+          }
         }
         const float r = inverse_norm(a, cuda::warp_sum(ss));
         const float c = r * cuda::warp_sum(gx) / (a.kind == NormKind::L2 ? 1.0f : float(a.dim));
         T* dx = a.dx + row * a.lddx;
-        for (int i = warp.lane; i < a.dim; i += warp.lanes) {
-          const float xhat = to_float(x[i]) * r, dyi = to_float(dy[i]);
-          const float g = dyi * scale_of(a, row, i);
+        for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+          float xs[N], dys[N], scale[N], zs[N], out[N];
+          load_n<N>(x + i0, xs);
+          load_n<N>(dy + i0, dys);
+          scales_of<N>(a, row, i0, scale, zs);
           if (a.kind == NormKind::Gated) {
-            const float z = to_float(a.z[row * a.ldz + i]), w = to_float(a.w[i]);
-            a.dz[row * a.lddz + i] = from_float<T>(dyi * xhat * w * cuda::silu_gradf(z));
-            if (a.dw_partials) dw_row[i] += dyi * xhat * cuda::siluf(z);
+            float ws[N], dz[N];
+            load_n<N>(a.w + i0, ws);
+#pragma unroll
+            for (int k = 0; k < N; ++k) {
+              const float xhat = xs[k] * r;
+              dz[k] = dys[k] * xhat * ws[k] * cuda::silu_gradf(zs[k]);
+              if (a.dw_partials) dw_row[i0 + k] += dys[k] * xhat * cuda::siluf(zs[k]);
+            }
+            store_n<N>(a.dz + row * a.lddz + i0, dz);
           } else if (a.dw_partials) {
-            dw_row[i] += dyi * xhat;
+#pragma unroll
+            for (int k = 0; k < N; ++k) dw_row[i0 + k] += dys[k] * xs[k] * r;
           }
-          dx[i] = from_float<T>(r * (g - xhat * c));  // after every read of dy: dx may be dy
+#pragma unroll
+          for (int k = 0; k < N; ++k) out[k] = r * (dys[k] * scale[k] - xs[k] * r * c);
+          store_n<N>(dx + i0, out);  // after every read of dy: dx may be dy
         }
       }
     }
@@ -136,6 +210,20 @@ struct NormBackwardBody {
     }
   }
 };
+
+// Elements a lane takes at a time: 16 bytes' worth when every row of every operand starts
+// 16-byte aligned, else 1.
+template <class T>
+int vector_width(const NormArgs<T>& a) {
+  constexpr int N = 16 / int(sizeof(T));
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  bool ok = a.dim % N == 0;
+  const void* pointers[] = {a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz};
+  for (const void* p : pointers) ok = ok && aligned(p);
+  const int64_t strides[] = {a.ldx, a.ldz, a.ldy, a.lddy, a.lddx, a.lddz};
+  for (int64_t ld : strides) ok = ok && ld % N == 0;
+  return ok ? N : 1;
+}
 
 constexpr int kBackwardWarps = kBackwardThreads / 32;
 
@@ -152,9 +240,13 @@ void check_rows(const NormArgs<T>& a, const char* name) {
 template <class T>
 void run_forward(const NormArgs<T>& a, const char* name, cuda::Target target) {
   check_rows(a, name);
-  constexpr int kWarps = kForwardThreads / 32;
-  cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps>{a},
-                                cuda::blocks_for(a.rows, kWarps));
+  constexpr int kWarps = kForwardThreads / 32, N = 16 / int(sizeof(T));
+  if (vector_width(a) == N)
+    cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps, N>{a},
+                                  cuda::blocks_for(a.rows, kWarps));
+  else
+    cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps, 1>{a},
+                                  cuda::blocks_for(a.rows, kWarps));
 }
 
 template <class T>
@@ -167,9 +259,15 @@ void run_backward(NormArgs<T> a, float* dw, void* workspace, const char* name,
   DT_CHECK(blocks < (int64_t(1) << 31), name, ": too many rows (", a.rows, ")");
   DT_CHECK(!dw || workspace, name, ": dw needs a workspace of norm_cuda_dw_workspace_bytes");
   a.dw_partials = dw ? static_cast<float*>(workspace) : nullptr;
-  using Body = NormBackwardBody<T, kBackwardWarps>;
-  cuda::launch<kBackwardThreads>(target, name, Body{a, blocks * kBackwardWarps},
-                                 dim3(unsigned(blocks)), Body::shared_bytes(a));
+  auto launch = [&](auto width) {
+    using Body = NormBackwardBody<T, kBackwardWarps, decltype(width)::value>;
+    cuda::launch<kBackwardThreads>(target, name, Body{a, blocks * kBackwardWarps},
+                                   dim3(unsigned(blocks)), Body::shared_bytes(a));
+  };
+  if (vector_width(a) > 1)
+    launch(std::integral_constant<int, 16 / int(sizeof(T))>{});
+  else
+    launch(std::integral_constant<int, 1>{});
   if (dw) cuda::sum_partials(target, "norm: dw over blocks", a.dw_partials, blocks, a.dim, dw);
 }
 
