@@ -1,6 +1,7 @@
 // The elementwise kernels of model/cuda/model_pointwise.h: memory-bound, kPerBlock elements (or
 // rows) per block, consecutive threads on consecutive elements.
 #include <cmath>
+#include <initializer_list>
 
 #include "model/cuda/model_pointwise.h"
 #include "ops/cuda/kernel_runner.cuh"
@@ -38,26 +39,42 @@ struct EmbeddingBody {
   }
 };
 
+template <int N>
 struct AddBody {
   bf16* y;
   const bf16* x;
   int64_t n;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    for_block_share(b, bx, n, [&](int64_t i) { y[i] = from_float<bf16>(to_float(y[i]) + to_float(x[i])); });
+    cuda::for_vectors<N>(b, bx, kPerBlock, n, [&](int64_t i) {
+      float yv[N], xv[N];
+      cuda::load_n<N>(y + i, yv);
+      cuda::load_n<N>(x + i, xv);
+#pragma unroll
+      for (int k = 0; k < N; ++k) yv[k] += xv[k];
+      cuda::store_n<N>(y + i, yv);
+    });
   }
 };
 
+template <int N>
 struct ScaleBody {
   bf16* x;
   int64_t n;
   float s;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    for_block_share(b, bx, n, [&](int64_t i) { x[i] = from_float<bf16>(to_float(x[i]) * s); });
+    cuda::for_vectors<N>(b, bx, kPerBlock, n, [&](int64_t i) {
+      float v[N];
+      cuda::load_n<N>(x + i, v);
+#pragma unroll
+      for (int k = 0; k < N; ++k) v[k] *= s;
+      cuda::store_n<N>(x + i, v);
+    });
   }
 };
 
 // One element of the [T, C] conv output per thread; the thread of element (t, h) for h < Hv also
 // computes head h's β and g of token t, so each is computed once.
+template <int N>
 struct SplitBody {
   const bf16 *qkv, *b_logit, *a_logit;
   const float *A_log, *dt_bias;
@@ -67,24 +84,24 @@ struct SplitBody {
   float *beta, *g;
   DT_HD void operator()(const Block& blk, int bx, int, int, char*) const {
     const int64_t C = 2 * key_dim + value_dim;
-    for_block_share(blk, bx, tokens * C, [&](int64_t i) {
-      const int64_t t = i / C, c = i % C;
-      const bf16 x = qkv[i];
+    cuda::for_vectors<N>(blk, bx, kPerBlock, tokens * C, [&](int64_t i) {
+      const int64_t t = i / C, c = i % C;  // N channels c.. in one of q, k, v (vectorizable)
       if (c < key_dim)
-        q[t * key_dim + c] = x;
+        cuda::copy_n<N>(q + t * key_dim + c, qkv + i);
       else if (c < 2 * key_dim)
-        k[t * key_dim + c - key_dim] = x;
+        cuda::copy_n<N>(k + t * key_dim + c - key_dim, qkv + i);
       else
-        v[t * value_dim + c - 2 * key_dim] = x;
-      if (c < heads_v) {
-        const int64_t j = t * heads_v + c;
+        cuda::copy_n<N>(v + t * value_dim + c - 2 * key_dim, qkv + i);
+      for (int e = 0; e < N && c + e < heads_v; ++e) {
+        const int64_t j = t * heads_v + c + e;
         beta[j] = cuda::sigmoidf(to_float(b_logit[j]));
-        g[j] = -expf(A_log[c]) * softplusf(to_float(a_logit[j]) + dt_bias[c]);
+        g[j] = -expf(A_log[c + e]) * softplusf(to_float(a_logit[j]) + dt_bias[c + e]);
       }
     });
   }
 };
 
+template <int N>
 struct SplitBackwardBody {
   const bf16 *dq, *dk, *dv;
   const float *d_beta, *d_g, *beta;
@@ -95,41 +112,72 @@ struct SplitBackwardBody {
   bf16 *d_qkv, *d_b, *d_a;
   DT_HD void operator()(const Block& blk, int bx, int, int, char*) const {
     const int64_t C = 2 * key_dim + value_dim;
-    for_block_share(blk, bx, tokens * C, [&](int64_t i) {
+    cuda::for_vectors<N>(blk, bx, kPerBlock, tokens * C, [&](int64_t i) {
       const int64_t t = i / C, c = i % C;
-      d_qkv[i] = c < key_dim       ? dq[t * key_dim + c]
-                 : c < 2 * key_dim ? dk[t * key_dim + c - key_dim]
-                                   : dv[t * value_dim + c - 2 * key_dim];
-      if (c < heads_v) {
-        const int64_t j = t * heads_v + c;
+      cuda::copy_n<N>(d_qkv + i, c < key_dim       ? dq + t * key_dim + c
+                                 : c < 2 * key_dim ? dk + t * key_dim + c - key_dim
+                                                   : dv + t * value_dim + c - 2 * key_dim);
+      for (int e = 0; e < N && c + e < heads_v; ++e) {
+        const int64_t j = t * heads_v + c + e;
         d_b[j] = from_float<bf16>(d_beta[j] * beta[j] * (1.0f - beta[j]));
-        d_a[j] = from_float<bf16>(d_g[j] * -expf(A_log[c]) *
-                                  softplus_gradf(to_float(a_logit[j]) + dt_bias[c]));
+        d_a[j] = from_float<bf16>(d_g[j] * -expf(A_log[c + e]) *
+                                  softplus_gradf(to_float(a_logit[j]) + dt_bias[c + e]));
       }
     });
   }
 };
 
+// o, gated [T, H, hd]; qg [T, H, 2 hd] (the gate is each head's second half).
+template <int N>
 struct GateBody {
   const bf16 *o, *qg, *d_gated;
   int64_t tokens;
   int heads, hd;
   bf16 *gated, *d_o, *d_qg;  // forward: gated; backward: d_o, d_qg
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    for_block_share(b, bx, tokens * heads * hd, [&](int64_t i) {
+    cuda::for_vectors<N>(b, bx, kPerBlock, tokens * heads * hd, [&](int64_t i) {
       const int64_t th = i / hd, c = i % hd;  // th = t · H + h
       const int64_t gi = th * 2 * hd + hd + c;
-      const float s = cuda::sigmoidf(to_float(qg[gi]));
+      float s[N], ov[N];
+      cuda::load_n<N>(qg + gi, s);
+      cuda::load_n<N>(o + i, ov);
+#pragma unroll
+      for (int k = 0; k < N; ++k) s[k] = cuda::sigmoidf(s[k]);
       if (gated) {
-        gated[i] = from_float<bf16>(to_float(o[i]) * s);
+#pragma unroll
+        for (int k = 0; k < N; ++k) ov[k] *= s[k];
+        cuda::store_n<N>(gated + i, ov);
       } else {
-        const float dg = to_float(d_gated[i]);
-        d_o[i] = from_float<bf16>(dg * s);
-        d_qg[gi] = from_float<bf16>(dg * to_float(o[i]) * s * (1.0f - s));
+        float dg[N], d_ov[N], d_gv[N];
+        cuda::load_n<N>(d_gated + i, dg);
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          d_ov[k] = dg[k] * s[k];
+          d_gv[k] = dg[k] * ov[k] * s[k] * (1.0f - s[k]);
+        }
+        cuda::store_n<N>(d_o + i, d_ov);
+        cuda::store_n<N>(d_qg + gi, d_gv);
       }
     });
   }
 };
+
+// Launches Body<8> (16-byte vectors) when every array is 16-byte aligned and each extent a
+// multiple of 8 elements, else Body<1>.
+template <template <int> class Body, class... Args>
+void launch_vectorized(cuda::Target target, const char* name, bool vectorizable, int64_t n,
+                       Args... args) {
+  if (vectorizable)
+    cuda::launch<kThreads>(target, name, Body<8>{args...}, cuda::blocks_for(n, kPerBlock));
+  else
+    cuda::launch<kThreads>(target, name, Body<1>{args...}, cuda::blocks_for(n, kPerBlock));
+}
+
+bool aligned(std::initializer_list<const void*> arrays) {
+  for (const void* p : arrays)
+    if (!cuda::aligned_16(p)) return false;
+  return true;
+}
 
 dim3 blocks(int64_t n) { return cuda::blocks_for(n, kPerBlock); }
 
@@ -142,11 +190,11 @@ void embedding_cuda_forward(const int64_t* ids, int64_t tokens, const bf16* tabl
 }
 
 void add_cuda(bf16* y, const bf16* x, int64_t n, cuda::Target target) {
-  cuda::launch<kThreads>(target, "residual add", AddBody{y, x, n}, blocks(n));
+  launch_vectorized<AddBody>(target, "residual add", n % 8 == 0 && aligned({y, x}), n, y, x, n);
 }
 
 void scale_cuda(bf16* x, int64_t n, float s, cuda::Target target) {
-  cuda::launch<kThreads>(target, "scale", ScaleBody{x, n, s}, blocks(n));
+  launch_vectorized<ScaleBody>(target, "scale", n % 8 == 0 && aligned({x}), n, x, n, s);
 }
 
 void gated_deltanet_split_cuda(const bf16* qkv_conv, const bf16* b, const bf16* a,
@@ -154,10 +202,11 @@ void gated_deltanet_split_cuda(const bf16* qkv_conv, const bf16* b, const bf16* 
                                int64_t key_dim, int64_t value_dim, int heads_v, bf16* q_raw,
                                bf16* k_raw, bf16* v, float* beta, float* g, cuda::Target target) {
   DT_CHECK(heads_v <= 2 * key_dim + value_dim, "gated deltanet split: more heads than channels");
-  cuda::launch<kThreads>(target, "gated deltanet: split q, k, v; beta, g",
-                         SplitBody{qkv_conv, b, a, A_log, dt_bias, tokens, key_dim, value_dim,
-                                   heads_v, q_raw, k_raw, v, beta, g},
-                         blocks(tokens * (2 * key_dim + value_dim)));
+  launch_vectorized<SplitBody>(
+      target, "gated deltanet: split q, k, v; beta, g",
+      key_dim % 8 == 0 && value_dim % 8 == 0 && aligned({qkv_conv, q_raw, k_raw, v}),
+      tokens * (2 * key_dim + value_dim), qkv_conv, b, a, A_log, dt_bias, tokens, key_dim,
+      value_dim, heads_v, q_raw, k_raw, v, beta, g);
 }
 
 void gated_deltanet_split_backward_cuda(const bf16* d_q_raw, const bf16* d_k_raw, const bf16* d_v,
@@ -166,26 +215,28 @@ void gated_deltanet_split_backward_cuda(const bf16* d_q_raw, const bf16* d_k_raw
                                         int64_t tokens, int64_t key_dim, int64_t value_dim,
                                         int heads_v, bf16* d_qkv_conv, bf16* d_b, bf16* d_a,
                                         cuda::Target target) {
-  cuda::launch<kThreads>(target, "gated deltanet: split backward",
-                         SplitBackwardBody{d_q_raw, d_k_raw, d_v, d_beta, d_g, beta, a, A_log,
-                                           dt_bias, tokens, key_dim, value_dim, heads_v,
-                                           d_qkv_conv, d_b, d_a},
-                         blocks(tokens * (2 * key_dim + value_dim)));
+  launch_vectorized<SplitBackwardBody>(
+      target, "gated deltanet: split backward",
+      key_dim % 8 == 0 && value_dim % 8 == 0 && aligned({d_q_raw, d_k_raw, d_v, d_qkv_conv}),
+      tokens * (2 * key_dim + value_dim), d_q_raw, d_k_raw, d_v, d_beta, d_g, beta, a, A_log,
+      dt_bias, tokens, key_dim, value_dim, heads_v, d_qkv_conv, d_b, d_a);
 }
 
 void attention_gate_cuda_forward(const bf16* o, const bf16* qg, int64_t tokens, int heads,
                                  int head_dim, bf16* gated, cuda::Target target) {
-  cuda::launch<kThreads>(target, "attention output gate",
-                         GateBody{o, qg, nullptr, tokens, heads, head_dim, gated, nullptr, nullptr},
-                         blocks(tokens * heads * head_dim));
+  launch_vectorized<GateBody>(target, "attention output gate",
+                              head_dim % 8 == 0 && aligned({o, qg, gated}),
+                              tokens * heads * head_dim, o, qg, nullptr, tokens, heads, head_dim,
+                              gated, nullptr, nullptr);
 }
 
 void attention_gate_cuda_backward(const bf16* o, const bf16* qg, const bf16* d_gated,
                                   int64_t tokens, int heads, int head_dim, bf16* d_o, bf16* d_qg,
                                   cuda::Target target) {
-  cuda::launch<kThreads>(target, "attention output gate backward",
-                         GateBody{o, qg, d_gated, tokens, heads, head_dim, nullptr, d_o, d_qg},
-                         blocks(tokens * heads * head_dim));
+  launch_vectorized<GateBody>(target, "attention output gate backward",
+                              head_dim % 8 == 0 && aligned({o, qg, d_gated, d_o, d_qg}),
+                              tokens * heads * head_dim, o, qg, d_gated, tokens, heads, head_dim,
+                              nullptr, d_o, d_qg);
 }
 
 }  // namespace deltatune

@@ -1,6 +1,8 @@
 // SwiGLU (ops/activation_cuda.h): memory-bound elementwise kernels, kPerBlock elements per block,
-// consecutive threads on consecutive elements so every warp's loads coalesce.
+// consecutive threads on consecutive elements (16-byte vectors of them where aligned) so every
+// warp's loads coalesce.
 #include <algorithm>
+#include <initializer_list>
 
 #include "ops/activation_cuda.h"
 #include "ops/cuda/kernel_runner.cuh"
@@ -16,48 +18,81 @@ using cuda::to_float;
 constexpr int kThreads = 256;
 constexpr int64_t kPerBlock = 8 * kThreads;
 
-template <class T>
+// h = silu(gate) · up, N elements a thread at a time (cuda::load_n).
+template <class T, int N>
 struct SwigluForwardBody {
   const T *gate, *up;
   int64_t n;
   T* h;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    const int64_t end = cuda::min_of(n, (int64_t(bx) + 1) * kPerBlock);
-    for (int64_t i = int64_t(bx) * kPerBlock + b.thread; i < end; i += b.threads)
-      h[i] = from_float<T>(cuda::siluf(to_float(gate[i])) * to_float(up[i]));
+    cuda::for_vectors<N>(b, bx, kPerBlock, n, [&](int64_t i) {
+      float g[N], u[N];
+      cuda::load_n<N>(gate + i, g);
+      cuda::load_n<N>(up + i, u);
+#pragma unroll
+      for (int k = 0; k < N; ++k) g[k] = cuda::siluf(g[k]) * u[k];
+      cuda::store_n<N>(h + i, g);
+    });
   }
 };
 
 // dgate = dh · up · silu'(gate), dup = dh · silu(gate); both read before either is written.
-template <class T>
+template <class T, int N>
 struct SwigluBackwardBody {
   const T *gate, *up, *dh;
   int64_t n;
   T *dgate, *dup;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    const int64_t end = cuda::min_of(n, (int64_t(bx) + 1) * kPerBlock);
-    for (int64_t i = int64_t(bx) * kPerBlock + b.thread; i < end; i += b.threads) {
-      const float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dh[i]);
-      dgate[i] = from_float<T>(d * u * cuda::silu_gradf(g));
-      dup[i] = from_float<T>(d * cuda::siluf(g));
-    }
+    cuda::for_vectors<N>(b, bx, kPerBlock, n, [&](int64_t i) {
+      float g[N], u[N], d[N], dg[N], du[N];
+      cuda::load_n<N>(gate + i, g);
+      cuda::load_n<N>(up + i, u);
+      cuda::load_n<N>(dh + i, d);
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        dg[k] = d[k] * u[k] * cuda::silu_gradf(g[k]);
+        du[k] = d[k] * cuda::siluf(g[k]);
+      }
+      cuda::store_n<N>(dgate + i, dg);
+      cuda::store_n<N>(dup + i, du);
+    });
   }
 };
+
+// 16-byte vectors when every array is 16-byte aligned and n a multiple of the vector, else one
+// element a thread.
+template <class T>
+bool vectorizable(int64_t n, std::initializer_list<const void*> arrays) {
+  bool ok = n % cuda::kVector<T> == 0;
+  for (const void* p : arrays) ok = ok && cuda::aligned_16(p);
+  return ok;
+}
 
 }  // namespace
 
 template <class T>
 void swiglu_cuda_forward(const T* gate, const T* up, int64_t n, T* h, cuda::Target target) {
-  cuda::launch<kThreads>(target, "SwiGLU forward", SwigluForwardBody<T>{gate, up, n, h},
-                         cuda::blocks_for(n, kPerBlock));
+  constexpr int N = cuda::kVector<T>;
+  if (vectorizable<T>(n, {gate, up, h}))
+    cuda::launch<kThreads>(target, "SwiGLU forward", SwigluForwardBody<T, N>{gate, up, n, h},
+                           cuda::blocks_for(n, kPerBlock));
+  else
+    cuda::launch<kThreads>(target, "SwiGLU forward", SwigluForwardBody<T, 1>{gate, up, n, h},
+                           cuda::blocks_for(n, kPerBlock));
 }
 
 template <class T>
 void swiglu_cuda_backward(const T* gate, const T* up, const T* dh, int64_t n, T* dgate, T* dup,
                           cuda::Target target) {
-  cuda::launch<kThreads>(target, "SwiGLU backward",
-                         SwigluBackwardBody<T>{gate, up, dh, n, dgate, dup},
-                         cuda::blocks_for(n, kPerBlock));
+  constexpr int N = cuda::kVector<T>;
+  if (vectorizable<T>(n, {gate, up, dh, dgate, dup}))
+    cuda::launch<kThreads>(target, "SwiGLU backward",
+                           SwigluBackwardBody<T, N>{gate, up, dh, n, dgate, dup},
+                           cuda::blocks_for(n, kPerBlock));
+  else
+    cuda::launch<kThreads>(target, "SwiGLU backward",
+                           SwigluBackwardBody<T, 1>{gate, up, dh, n, dgate, dup},
+                           cuda::blocks_for(n, kPerBlock));
 }
 
 #define DT_INSTANTIATE(T)                                                              \

@@ -8,6 +8,7 @@
 //             inside the sequence, dw[c, j] = Σ_t dp[t, c] x[t − (K−1) + j, c]: per slice in
 //             registers, then over slices in order (deterministic, no atomics)
 #include <algorithm>
+#include <type_traits>
 
 #include "ops/conv1d_cuda.h"
 #include "ops/cuda/kernel_runner.cuh"
@@ -25,6 +26,10 @@ constexpr int kThreads = 256;
 // (about two waves of an H100), and dw's partial sums stay [64, C, K].
 constexpr int64_t kTokensPerSlice = 64;
 constexpr int64_t kMaxSlices = 64;
+// The windows' width kW: Qwen3.5's conv has 4 taps, so kernels up to 4 run with windows of 4
+// (every per-token loop is kW long: windows of the largest kernel, 8, doubled the arithmetic),
+// longer ones with windows of kConv1dCudaMaxKernel.
+constexpr int kNarrowWindow = 4;
 
 template <class T>
 struct ConvArgs {
@@ -64,9 +69,8 @@ DT_HD float preactivation(const ConvArgs<T>& a, int64_t start, int64_t t, int64_
 
 // The forward, the same walk as the backward below (one thread per channel and slice of tokens,
 // a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
-template <class T>
+template <class T, int kW>
 struct ConvForwardBody {
-  static constexpr int kW = kConv1dCudaMaxKernel;
   static constexpr int kAhead = 8;
   ConvArgs<T> a;
   T* y;
@@ -122,9 +126,8 @@ struct ConvForwardBody {
 // enough independent loads are in flight to cover memory latency. The windows are
 // kConv1dCudaMaxKernel wide with the taps right-aligned and zeros before them: every loop has a
 // fixed trip count and the arrays stay in registers.
-template <class T>
+template <class T, int kW>
 struct ConvBackwardBody {
-  static constexpr int kW = kConv1dCudaMaxKernel;
   static constexpr int kAhead = 8;
   ConvArgs<T> a;
   const T* dy;
@@ -235,9 +238,15 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
                                      T* y, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
   if (tokens == 0) return;
-  cuda::launch<kThreads>(target, "causal conv1d forward",
-                         ConvForwardBody<T>{a, y, tokens_per_slice(tokens)},
-                         grid_for(tokens, channels));
+  auto run = [&](auto window) {
+    cuda::launch<kThreads>(target, "causal conv1d forward",
+                           ConvForwardBody<T, decltype(window)::value>{a, y, tokens_per_slice(tokens)},
+                           grid_for(tokens, channels));
+  };
+  if (kernel <= kNarrowWindow)
+    run(std::integral_constant<int, kNarrowWindow>{});
+  else
+    run(std::integral_constant<int, kConv1dCudaMaxKernel>{});
 }
 
 template <class T>
@@ -250,9 +259,16 @@ void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channe
   DT_CHECK(!dw || workspace,
            "causal conv1d (CUDA): dw needs causal_conv1d_cuda_dw_workspace_bytes");
   float* partials = dw ? static_cast<float*>(workspace) : nullptr;
-  cuda::launch<kThreads>(target, "causal conv1d backward (dx, dw per slice)",
-                         ConvBackwardBody<T>{a, dy, dx, tokens_per_slice(tokens), partials},
-                         grid_for(tokens, channels));
+  auto run = [&](auto window) {
+    cuda::launch<kThreads>(
+        target, "causal conv1d backward (dx, dw per slice)",
+        ConvBackwardBody<T, decltype(window)::value>{a, dy, dx, tokens_per_slice(tokens), partials},
+        grid_for(tokens, channels));
+  };
+  if (kernel <= kNarrowWindow)
+    run(std::integral_constant<int, kNarrowWindow>{});
+  else
+    run(std::integral_constant<int, kConv1dCudaMaxKernel>{});
   if (dw)
     cuda::sum_partials(target, "causal conv1d backward: dw over slices", partials,
                        slices_for(tokens), channels * kernel, dw);

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
@@ -119,6 +120,71 @@ DT_HD float warp_max(float x) {
 }
 
 DT_HD int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Vectors for the memory-bound kernels: N consecutive elements of T as floats, in one 16-byte
+// access when N > 1 (N = 16 / sizeof(T); the caller checked alignment: aligned_16), else one
+// element. A warp of such accesses reads 512 contiguous bytes instead of 64 (bf16 one by one).
+template <class T>
+constexpr int kVector = 16 / int(sizeof(T));
+
+inline bool aligned_16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <int N, class T>
+DT_HD void load_n(const T* p, float* out) {
+  if constexpr (N == 1) {
+    out[0] = to_float(p[0]);
+  } else {
+    static_assert(N * sizeof(T) == 16, "one 16-byte load");
+    alignas(16) T e[N];
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(e) = *reinterpret_cast<const uint4*>(p);
+#else
+    std::memcpy(e, p, 16);  // the host compiler's aliasing rules: no uint4 view of a T array
+#endif
+#pragma unroll
+    for (int k = 0; k < N; ++k) out[k] = to_float(e[k]);
+  }
+}
+template <int N, class T>
+DT_HD void store_n(T* p, const float* in) {
+  if constexpr (N == 1) {
+    p[0] = from_float<T>(in[0]);
+  } else {
+    static_assert(N * sizeof(T) == 16, "one 16-byte store");
+    alignas(16) T e[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) e[k] = from_float<T>(in[k]);
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(e);
+#else
+    std::memcpy(p, e, 16);
+#endif
+  }
+}
+// N elements copied as they are (no conversion).
+template <int N, class T>
+DT_HD void copy_n(T* dst, const T* src) {
+  if constexpr (N == 1) {
+    dst[0] = src[0];
+  } else {
+    static_assert(N * sizeof(T) == 16, "one 16-byte copy");
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+#else
+    std::memcpy(dst, src, 16);
+#endif
+  }
+}
+
+// Calls f(i0) for i0 = the first element of every N-element vector in block bx's share
+// [bx · per_block, (bx + 1) · per_block) of [0, n); n and per_block multiples of N. Consecutive
+// threads take consecutive vectors.
+template <int N, class F>
+DT_HD void for_vectors(const Block& b, int bx, int64_t per_block, int64_t n, const F& f) {
+  const int64_t end = min_of(n, (int64_t(bx) + 1) * per_block);
+  for (int64_t i = int64_t(bx) * per_block + int64_t(b.thread) * N; i < end; i += int64_t(b.threads) * N)
+    f(i);
+}
 
 DT_HD float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 DT_HD float siluf(float x) { return x * sigmoidf(x); }

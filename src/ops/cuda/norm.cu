@@ -8,7 +8,6 @@
 // to a per-warp row of shared memory, then per block to the workspace, then over blocks to dw.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "ops/cuda/kernel_runner.cuh"
@@ -47,39 +46,8 @@ struct NormArgs {
   float* dw_partials = nullptr;  // [blocks][dim], null = no dw
 };
 
-// Elements i0 .. i0 + N − 1 of a row as floats: one 16-byte load when N > 1 (the caller checked
-// alignment: vector_width), else one element.
-template <int N, class T>
-DT_HD void load_n(const T* p, float* out) {
-  if constexpr (N == 1) {
-    out[0] = to_float(p[0]);
-  } else {
-    static_assert(N * sizeof(T) == 16, "one 16-byte load");
-    alignas(16) T e[N];
-#if defined(__CUDA_ARCH__)
-    *reinterpret_cast<uint4*>(e) = *reinterpret_cast<const uint4*>(p);
-#else
-    std::memcpy(e, p, 16);  // the host compiler's aliasing rules: no uint4 view of a T array
-#endif
-#pragma unroll
-    for (int k = 0; k < N; ++k) out[k] = to_float(e[k]);
-  }
-}
-template <int N, class T>
-DT_HD void store_n(T* p, const float* in) {
-  if constexpr (N == 1) {
-    p[0] = from_float<T>(in[0]);
-  } else {
-    alignas(16) T e[N];
-#pragma unroll
-    for (int k = 0; k < N; ++k) e[k] = from_float<T>(in[k]);
-#if defined(__CUDA_ARCH__)
-    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(e);
-#else
-    std::memcpy(p, e, 16);
-#endif
-  }
-}
+using cuda::load_n;
+using cuda::store_n;
 
 // The scale of elements i0 .. i0 + N − 1 of a row: (1 + w), w silu(z) or 1; z of the gated norm
 // into zs (its gradient needs it).
@@ -215,11 +183,10 @@ struct NormBackwardBody {
 // 16-byte aligned, else 1.
 template <class T>
 int vector_width(const NormArgs<T>& a) {
-  constexpr int N = 16 / int(sizeof(T));
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  constexpr int N = cuda::kVector<T>;
   bool ok = a.dim % N == 0;
   const void* pointers[] = {a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz};
-  for (const void* p : pointers) ok = ok && aligned(p);
+  for (const void* p : pointers) ok = ok && cuda::aligned_16(p);
   const int64_t strides[] = {a.ldx, a.ldz, a.ldy, a.lddy, a.lddx, a.lddz};
   for (int64_t ld : strides) ok = ok && ld % N == 0;
   return ok ? N : 1;
@@ -240,7 +207,7 @@ void check_rows(const NormArgs<T>& a, const char* name) {
 template <class T>
 void run_forward(const NormArgs<T>& a, const char* name, cuda::Target target) {
   check_rows(a, name);
-  constexpr int kWarps = kForwardThreads / 32, N = 16 / int(sizeof(T));
+  constexpr int kWarps = kForwardThreads / 32, N = cuda::kVector<T>;
   if (vector_width(a) == N)
     cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps, N>{a},
                                   cuda::blocks_for(a.rows, kWarps));
@@ -265,7 +232,7 @@ void run_backward(NormArgs<T> a, float* dw, void* workspace, const char* name,
                                    dim3(unsigned(blocks)), Body::shared_bytes(a));
   };
   if (vector_width(a) > 1)
-    launch(std::integral_constant<int, 16 / int(sizeof(T))>{});
+    launch(std::integral_constant<int, cuda::kVector<T>>{});
   else
     launch(std::integral_constant<int, 1>{});
   if (dw) cuda::sum_partials(target, "norm: dw over blocks", a.dw_partials, blocks, a.dim, dw);
