@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
@@ -121,59 +122,47 @@ DT_HD float warp_max(float x) {
 
 DT_HD int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Vectors for the memory-bound kernels: N consecutive elements of T as floats, in one 16-byte
-// access when N > 1 (N = 16 / sizeof(T); the caller checked alignment: aligned_16), else one
-// element. A warp of such accesses reads 512 contiguous bytes instead of 64 (bf16 one by one).
+// Vectors for the memory-bound kernels: N consecutive elements of T as floats, in one 4-, 8- or
+// 16-byte access when N > 1 (the caller checked alignment: aligned_16), else one element.
+// kVector<T> = 16 / sizeof(T): a warp of such accesses reads 512 contiguous bytes instead of 64
+// (bf16 one by one).
 template <class T>
 constexpr int kVector = 16 / int(sizeof(T));
 
 inline bool aligned_16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-template <int N, class T>
-DT_HD void load_n(const T* p, float* out) {
-  if constexpr (N == 1) {
-    out[0] = to_float(p[0]);
-  } else {
-    static_assert(N * sizeof(T) == 16, "one 16-byte load");
-    alignas(16) T e[N];
-#if defined(__CUDA_ARCH__)
-    *reinterpret_cast<uint4*>(e) = *reinterpret_cast<const uint4*>(p);
-#else
-    std::memcpy(e, p, 16);  // the host compiler's aliasing rules: no uint4 view of a T array
-#endif
-#pragma unroll
-    for (int k = 0; k < N; ++k) out[k] = to_float(e[k]);
-  }
-}
-template <int N, class T>
-DT_HD void store_n(T* p, const float* in) {
-  if constexpr (N == 1) {
-    p[0] = from_float<T>(in[0]);
-  } else {
-    static_assert(N * sizeof(T) == 16, "one 16-byte store");
-    alignas(16) T e[N];
-#pragma unroll
-    for (int k = 0; k < N; ++k) e[k] = from_float<T>(in[k]);
-#if defined(__CUDA_ARCH__)
-    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(e);
-#else
-    std::memcpy(p, e, 16);
-#endif
-  }
-}
-// N elements copied as they are (no conversion).
+// The machine word of an access of Bytes bytes.
+template <int Bytes>
+using VectorWord = std::conditional_t<Bytes == 16, uint4, std::conditional_t<Bytes == 8, uint2, uint32_t>>;
+
+// N elements copied as they are (no conversion): one access.
 template <int N, class T>
 DT_HD void copy_n(T* dst, const T* src) {
   if constexpr (N == 1) {
     dst[0] = src[0];
   } else {
-    static_assert(N * sizeof(T) == 16, "one 16-byte copy");
+    constexpr int kBytes = N * int(sizeof(T));
+    static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "one 4-, 8- or 16-byte access");
 #if defined(__CUDA_ARCH__)
-    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+    *reinterpret_cast<VectorWord<kBytes>*>(dst) = *reinterpret_cast<const VectorWord<kBytes>*>(src);
 #else
-    std::memcpy(dst, src, 16);
+    std::memcpy(dst, src, kBytes);  // the host compiler's aliasing rules: no word view of T
 #endif
   }
+}
+template <int N, class T>
+DT_HD void load_n(const T* p, float* out) {
+  alignas(16) T e[N];
+  copy_n<N>(e, p);
+#pragma unroll
+  for (int k = 0; k < N; ++k) out[k] = to_float(e[k]);
+}
+template <int N, class T>
+DT_HD void store_n(T* p, const float* in) {
+  alignas(16) T e[N];
+#pragma unroll
+  for (int k = 0; k < N; ++k) e[k] = from_float<T>(in[k]);
+  copy_n<N>(p, e);
 }
 
 // Calls f(i0) for i0 = the first element of every N-element vector in block bx's share

@@ -98,8 +98,10 @@ void panel_product(const cuda::Blas& blas, const char* name, bool trans_b, const
   }
 }
 
-// Step 2 for the panel of vocabulary rows v0 .. v0 + n − 1.
-template <class T>
+// Step 2 for the panel of vocabulary rows v0 .. v0 + n − 1. A lane takes N consecutive logits
+// at a time (N = 4: 16-byte loads; the vectors cover the first n − n % N, the rest one by one).
+// The second pass over the row reads what the warp has just read (from L2).
+template <class T, int N>
 struct OnlineSoftmaxBody {
   LossWorkspace<T> ws;
   const int64_t* targets;
@@ -107,6 +109,7 @@ struct OnlineSoftmaxBody {
   bool first;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
     const Warp warp = cuda::warp_of(b);
+    const int64_t n_vec = n - n % N, step = int64_t(warp.lanes) * N;
     for (int vw = warp.index; vw < kRowsPerBlock; vw += warp.count) {
       const int64_t t = int64_t(bx) * kRowsPerBlock + vw;
       if (t >= tokens) continue;
@@ -121,10 +124,26 @@ struct OnlineSoftmaxBody {
       const float old_max = first ? -INFINITY : ws.running_max[t];
       const float old_sum = first ? 0.0f : ws.running_sum[t];
       float m = old_max;
-      for (int64_t j = warp.lane; j < n; j += warp.lanes) m = fmaxf(m, row[j]);
+      for (int64_t j = int64_t(warp.lane) * N; j < n_vec; j += step) {
+        float x[N];
+        cuda::load_n<N>(row + j, x);
+#pragma unroll
+        for (int k = 0; k < N; ++k) m = fmaxf(m, x[k]);
+      }
+      for (int64_t j = n_vec + warp.lane; j < n; j += warp.lanes) m = fmaxf(m, row[j]);
       m = cuda::warp_max(m);
       float s = 0.0f;
-      for (int64_t j = warp.lane; j < n; j += warp.lanes) {
+      for (int64_t j = int64_t(warp.lane) * N; j < n_vec; j += step) {
+        float x[N];
+        cuda::load_n<N>(row + j, x);
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          x[k] = expf(x[k] - m);
+          s += x[k];
+        }
+        if (e) cuda::store_n<N>(e + j, x);
+      }
+      for (int64_t j = n_vec + warp.lane; j < n; j += warp.lanes) {
         const float ej = expf(row[j] - m);
         s += ej;
         if (e) e[j] = from_float<T>(ej);
@@ -134,7 +153,15 @@ struct OnlineSoftmaxBody {
       const float r = first ? 0.0f : expf(old_max - m);
       if (e && !first && m != old_max) {
         float* acc = ws.acc + t * dim;
-        for (int64_t i = warp.lane; i < dim; i += warp.lanes) acc[i] *= r;
+        const int64_t dim_vec = dim - dim % N;
+        for (int64_t i = int64_t(warp.lane) * N; i < dim_vec; i += step) {
+          float a[N];
+          cuda::load_n<N>(acc + i, a);
+#pragma unroll
+          for (int k = 0; k < N; ++k) a[k] *= r;
+          cuda::store_n<N>(acc + i, a);
+        }
+        for (int64_t i = dim_vec + warp.lane; i < dim; i += warp.lanes) acc[i] *= r;
       }
       if (warp.lane == 0) {
         ws.running_max[t] = m;
@@ -229,9 +256,15 @@ void cross_entropy_cuda_forward_backward(const T* hidden, int64_t tokens, const 
       const bool first = v0 == 0;
       panel_product<T>(blas, "cross-entropy: logits of a panel", true, hidden, dim, w_panel, dim,
                        tokens, n, dim, false, ws.logits, panel_rows);
-      cuda::launch<kThreads>(
-          target, "cross-entropy: online softmax",
-          OnlineSoftmaxBody<T>{ws, targets, tokens, panel_rows, dim, v0, n, first}, row_blocks);
+      // Vectors of 4 when every row starts 16-byte aligned (the workspace's arrays do).
+      if (panel_rows % 4 == 0 && dim % 4 == 0)
+        cuda::launch<kThreads>(
+            target, "cross-entropy: online softmax",
+            OnlineSoftmaxBody<T, 4>{ws, targets, tokens, panel_rows, dim, v0, n, first}, row_blocks);
+      else
+        cuda::launch<kThreads>(
+            target, "cross-entropy: online softmax",
+            OnlineSoftmaxBody<T, 1>{ws, targets, tokens, panel_rows, dim, v0, n, first}, row_blocks);
       if (d_hidden)
         panel_product<T>(blas, "cross-entropy: softmax-weighted rows", false, ws.weights,
                          panel_rows, w_panel, dim, tokens, dim, n, !first, ws.acc, dim);
