@@ -173,17 +173,33 @@ int value_block(const Dims& d, int requested) {
 
 // Blocks of the register-state kernels (delta_rule_recurrence_mma.cuh): NW groups of KS warps,
 // each group owning 16 state columns. KS = 2 by default: half the chain of dependent products per
-// chunk. NW = 2 for the forward (two stages and the exchange fill 209 KB of shared memory), 4 for
-// the backward (its forward and reverse blocks together stay within one wave of 132 SMs at 32
-// value heads). value_block 16, 32 or 64 asks for NW = 1, 2 or 4; key_split for KS.
+// chunk. NW = 2 for the forward (two stages and the exchange fill 209 KB of shared memory); for
+// the backward 4 (its forward and reverse blocks together stay within one wave of 132 SMs at 32
+// value heads) or 2 where that still fits one wave (default_backward_warps). value_block 16, 32
+// or 64 asks for NW = 1, 2 or 4; key_split for KS.
 struct MmaShape {
   int warps, split;
 };
+// The backward's default: 4 column groups a block (NW = 4), unless its blocks at NW = 2 still fit
+// one wave (one block per SM: their shared memory), as at 16 value heads of one sequence (128
+// blocks): then 2, measured 5% faster there (docs/performance.md); at 32 value heads (256 blocks
+// at NW = 2) NW = 4 is faster.
+int default_backward_warps(const Dims& d) {
+  static const int sms = [] {
+    int device = 0, count = 0;
+    DT_CUDA(cudaGetDevice(&device));
+    DT_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+  }();
+  const int64_t blocks_at_2 = 2 * int64_t(d.num_sequences) * d.Hv * ((d.DV + 31) / 32);
+  return blocks_at_2 <= sms ? 2 : 4;
+}
+
 MmaShape mma_shape(const Dims& d, int requested_block, int requested_split, bool backward) {
   MmaShape m{requested_block == 16   ? 1
              : requested_block == 32 ? 2
              : requested_block == 64 ? 4
-             : backward              ? 4
+             : backward              ? default_backward_warps(d)
                                      : 2,
              requested_split == 1 ? 1 : 2};
   if (!backward && m.split == 2 && m.warps > 2) m.warps = 2;
