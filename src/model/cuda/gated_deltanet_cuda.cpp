@@ -24,38 +24,52 @@ DeltaRuleShape delta_rule_shape(const DeviceLayerContext& ctx) {
 
 // The delta rule on the GPU through the batch's plan, or its host emulation.
 void delta_rule_forward(const DeviceLayerContext& ctx, const DeviceGatedDeltaNetActivations& act,
-                        bf16* out) {
+                        const bf16* q, const bf16* k, bf16* out) {
   const cuda::Target target = ctx.target();
   if (target.emulate) {
     gated_delta_rule_cuda_emulated_forward<bf16>(delta_rule_shape(ctx), ctx.batch.host_cu_seqlens(),
-                                                 act.q, act.k, act.v, act.g, act.beta, nullptr, out,
+                                                 q, k, act.v, act.g, act.beta, nullptr, out,
                                                  nullptr);
     return;
   }
   const DeltaRuleCudaPlan& plan = *ctx.batch.delta_rule_plan();
   const cuda::DeviceArena::Mark mark = ctx.arena.mark();
   void* workspace = ctx.arena.alloc_bytes(plan.forward_workspace_bytes());
-  gated_delta_rule_cuda_forward<bf16>(plan, act.q, act.k, act.v, act.g, act.beta, nullptr, out,
-                                      nullptr, workspace, target.stream);
+  gated_delta_rule_cuda_forward<bf16>(plan, q, k, act.v, act.g, act.beta, nullptr, out, nullptr,
+                                      workspace, target.stream);
   ctx.arena.reset(mark);
 }
 
 void delta_rule_backward(const DeviceLayerContext& ctx, const DeviceGatedDeltaNetActivations& act,
-                         const bf16* d_out, bf16* dq, bf16* dk, bf16* dv, float* dg, float* dbeta) {
+                         const bf16* q, const bf16* k, const bf16* d_out, bf16* dq, bf16* dk,
+                         bf16* dv, float* dg, float* dbeta) {
   const cuda::Target target = ctx.target();
   if (target.emulate) {
     gated_delta_rule_cuda_emulated_backward<bf16>(delta_rule_shape(ctx), ctx.batch.host_cu_seqlens(),
-                                                  act.q, act.k, act.v, act.g, act.beta, nullptr,
-                                                  d_out, nullptr, dq, dk, dv, dg, dbeta, nullptr);
+                                                  q, k, act.v, act.g, act.beta, nullptr, d_out,
+                                                  nullptr, dq, dk, dv, dg, dbeta, nullptr);
     return;
   }
   const DeltaRuleCudaPlan& plan = *ctx.batch.delta_rule_plan();
   const cuda::DeviceArena::Mark mark = ctx.arena.mark();
   void* workspace = ctx.arena.alloc_bytes(plan.backward_workspace_bytes());
-  gated_delta_rule_cuda_backward<bf16>(plan, act.q, act.k, act.v, act.g, act.beta, nullptr, d_out,
-                                       nullptr, dq, dk, dv, dg, dbeta, nullptr, workspace,
-                                       target.stream);
+  gated_delta_rule_cuda_backward<bf16>(plan, q, k, act.v, act.g, act.beta, nullptr, d_out, nullptr,
+                                       dq, dk, dv, dg, dbeta, nullptr, workspace, target.stream);
   ctx.arena.reset(mark);
+}
+
+// The delta rule's q and k from the kept raw ones: L2-normalised, q scaled by dk^-1/2 (into
+// arena scratch; the caller's mark gives them back).
+void normalised_qk(const DeviceLayerContext& ctx, const DeviceGatedDeltaNetActivations& act,
+                   bf16** q, bf16** k) {
+  const ModelConfig& c = ctx.config;
+  const int64_t tokens = ctx.tokens(), key_dim = c.linear_key_dim();
+  const int Hk = c.linear_num_key_heads, dk = c.linear_key_head_dim;
+  *q = ctx.alloc<bf16>(tokens * key_dim);
+  *k = ctx.alloc<bf16>(tokens * key_dim);
+  l2norm_cuda_forward(act.q_raw, tokens * Hk, dk, kL2NormEps, *q, -1, -1, ctx.target());
+  l2norm_cuda_forward(act.k_raw, tokens * Hk, dk, kL2NormEps, *k, -1, -1, ctx.target());
+  scale_cuda(*q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), ctx.target());
 }
 
 }  // namespace
@@ -67,16 +81,13 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens();
   const int64_t C = c.linear_conv_dim(), key_dim = c.linear_key_dim(), value_dim = c.linear_value_dim();
-  const int Hk = c.linear_num_key_heads, Hv = c.linear_num_value_heads;
-  const int dk = c.linear_key_head_dim, dv = c.linear_value_head_dim;
+  const int Hv = c.linear_num_value_heads, dv = c.linear_value_head_dim;
   const cuda::Target target = ctx.target();
   act.qkv = ctx.alloc<bf16>(tokens * C);
   act.z = ctx.alloc<bf16>(tokens * value_dim);
   act.a = ctx.alloc<bf16>(tokens * Hv);
   act.q_raw = ctx.alloc<bf16>(tokens * key_dim);
   act.k_raw = ctx.alloc<bf16>(tokens * key_dim);
-  act.q = ctx.alloc<bf16>(tokens * key_dim);
-  act.k = ctx.alloc<bf16>(tokens * key_dim);
   act.v = ctx.alloc<bf16>(tokens * value_dim);
   act.g = ctx.alloc<float>(tokens * Hv);
   act.beta = ctx.alloc<float>(tokens * Hv);
@@ -104,10 +115,13 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
                               value_dim, Hv, act.q_raw, act.k_raw, act.v, act.beta, act.g, target);
     ctx.arena.reset(mark);
   }
-  l2norm_cuda_forward(act.q_raw, tokens * Hk, dk, kL2NormEps, act.q, -1, -1, target);
-  l2norm_cuda_forward(act.k_raw, tokens * Hk, dk, kL2NormEps, act.k, -1, -1, target);
-  scale_cuda(act.q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), target);
-  if (!core_kept) delta_rule_forward(ctx, act, act.core);
+  if (!core_kept) {
+    const cuda::DeviceArena::Mark mark = ctx.arena.mark();
+    bf16 *q = nullptr, *k = nullptr;
+    normalised_qk(ctx, act, &q, &k);
+    delta_rule_forward(ctx, act, q, k, act.core);
+    ctx.arena.reset(mark);
+  }
   gated_rmsnorm_cuda_forward(act.core, act.z, tokens * Hv, dv, w.norm, c.rms_norm_eps, act.normed,
                              target);
   project(act.normed, w.out_proj, LinearKind::OutProj, out);
@@ -143,7 +157,13 @@ void gated_deltanet_cuda_backward(const DeviceLayerContext& ctx, const DeviceLin
   bf16* d_v = ctx.alloc<bf16>(tokens * value_dim);
   float* d_g = ctx.alloc<float>(tokens * Hv);
   float* d_beta = ctx.alloc<float>(tokens * Hv);
-  delta_rule_backward(ctx, act, d_core, d_q, d_k, d_v, d_g, d_beta);
+  {
+    const cuda::DeviceArena::Mark qk_mark = ctx.arena.mark();
+    bf16 *q = nullptr, *k = nullptr;
+    normalised_qk(ctx, act, &q, &k);
+    delta_rule_backward(ctx, act, q, k, d_core, d_q, d_k, d_v, d_g, d_beta);
+    ctx.arena.reset(qk_mark);
+  }
   // q = l2norm(q_raw) * scale, k = l2norm(k_raw): the raw gradients overwrite d_q, d_k in place.
   scale_cuda(d_q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), target);
   l2norm_cuda_backward(act.q_raw, tokens * Hk, dk, kL2NormEps, d_q, d_q, -1, -1, target);

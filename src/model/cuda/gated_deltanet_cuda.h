@@ -18,10 +18,8 @@ struct DeviceGatedDeltaNetActivations {
   __nv_bfloat16* qkv;    // [T, C] projection, the conv input
   __nv_bfloat16* z;      // [T, Hv*dv]
   __nv_bfloat16* a;      // [T, Hv] decay logits
-  __nv_bfloat16* q_raw;  // [T, Hk*dk] before the L2 norm
-  __nv_bfloat16* k_raw;  // [T, Hk*dk]
-  __nv_bfloat16* q;      // [T, Hk, dk] normalised and scaled
-  __nv_bfloat16* k;      // [T, Hk, dk] normalised
+  __nv_bfloat16* q_raw;  // [T, Hk*dk] before the L2 norm (the normalised q and k are not kept:
+  __nv_bfloat16* k_raw;  // [T, Hk*dk]  the backward remakes them, one cheap pass, see below)
   __nv_bfloat16* v;      // [T, Hv, dv]
   float* g;              // [T, Hv]
   float* beta;           // [T, Hv]

@@ -8,11 +8,12 @@
 
 namespace deltatune {
 
+// h = silu(gate) * up, down_proj's input, is not kept: the backward remakes it (one elementwise
+// pass) rather than hold a third [T, I] tensor per layer; so down_proj's LoRA u is remade too.
 struct DeviceMlpActivations {
   __nv_bfloat16* gate;  // [T, I]
   __nv_bfloat16* up;    // [T, I]
-  __nv_bfloat16* h;     // [T, I] silu(gate) * up, the down_proj input
-  DeviceLoraDowns lora;  // the adapter's u of gate, up and down
+  DeviceLoraDowns lora;  // the adapter's u of gate and up
 };
 
 // out null: the activations only (checkpointing's recomputation), no down projection.
