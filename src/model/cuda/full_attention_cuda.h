@@ -12,16 +12,16 @@
 
 namespace deltatune {
 
+// What the backward reads is kept; what one cheap elementwise pass remakes from it is not: the
+// normed and rotated q, k (from qg, k_raw) and o_proj's input o * sigmoid(gate) (from o, qg),
+// hence o_proj's LoRA u neither.
 struct DeviceFullAttentionActivations {
   __nv_bfloat16* qg;     // [T, H, 2*hd] q_proj output: per head the query, then the gate
   __nv_bfloat16* k_raw;  // [T, Hkv, hd] k_proj output
   __nv_bfloat16* v;      // [T, Hkv, hd]
-  __nv_bfloat16* q;      // [T, H, hd] normed and rotated
-  __nv_bfloat16* k;      // [T, Hkv, hd] normed and rotated
   __nv_bfloat16* o;      // [T, H, hd] attention output
   float* lse;            // [T, H]
-  __nv_bfloat16* gated;  // [T, H*hd] o * sigmoid(gate), the o_proj input
-  DeviceLoraDowns lora;  // the adapter's u of q, k, v and o
+  DeviceLoraDowns lora;  // the adapter's u of q, k and v
 };
 
 void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFullAttention& w,
