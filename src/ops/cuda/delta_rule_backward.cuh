@@ -190,10 +190,11 @@ DT_HD float state_dot_and_copy(const Block& blk, const float* S, const float* dS
       if (e >= quads) continue;
       part += s[u].x * ds[u].x + s[u].y * ds[u].y + s[u].z * ds[u].z + s[u].w * ds[u].w;
       T* out = dst + (4 * e / DV) * ld + 4 * e % DV;
-      out[0] = from_float<T>(ds[u].x);
-      out[1] = from_float<T>(ds[u].y);
-      out[2] = from_float<T>(ds[u].z);
-      out[3] = from_float<T>(ds[u].w);
+      struct alignas(4 * sizeof(T)) Quad {  // one store (ld is a multiple of 4: kPad)
+        T x[4];
+      };
+      *reinterpret_cast<Quad*>(out) = Quad{{from_float<T>(ds[u].x), from_float<T>(ds[u].y),
+                                            from_float<T>(ds[u].z), from_float<T>(ds[u].w)}};
     }
   }
   return part;
