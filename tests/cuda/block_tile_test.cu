@@ -96,9 +96,10 @@ void check_product(bool split_a, bool split_b, bool accumulate, double& worst) {
   const auto got = dc.download();
   const auto e = testing_util::relative_error(got.data(), want.data(), want.size());
   worst = std::max(worst, e.value);
-  EXPECT_LE(e.value, kTolerance) << "Mma=" << Mma << " TransA=" << TransA << " TransB=" << TransB << " split_a="
-                                 << split_a << " split_b=" << split_b << " accumulate="
-                                 << accumulate << ": " << testing_util::describe(e);
+  EXPECT_LE(e.value, kTolerance) << "Mma=" << Mma << " TransA=" << TransA << " TransB=" << TransB
+                                 << " split_a=" << split_a << " split_b=" << split_b
+                                 << " accumulate=" << accumulate << ": "
+                                 << testing_util::describe(e);
 }
 
 TEST(CudaBlockTile, ProductsMatchFloat64) {

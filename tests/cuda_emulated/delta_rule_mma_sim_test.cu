@@ -342,7 +342,8 @@ void check_block_product(bool split_a, bool split_b, bool accumulate) {
   auto tile = [&](int n, std::vector<bf16>& hi, std::vector<bf16>& lo) {
     hi.resize(static_cast<size_t>(n));
     lo.resize(hi.size());
-    for (size_t e = 0; e < hi.size(); ++e) store_split(hi.data(), lo.data(), int64_t(e), float(rng.normal()));
+    for (size_t e = 0; e < hi.size(); ++e)
+      store_split(hi.data(), lo.data(), int64_t(e), float(rng.normal()));
   };
   std::vector<bf16> a, a_lo, b, b_lo;
   tile(rows_a * lda, a, a_lo);

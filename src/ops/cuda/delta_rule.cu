@@ -20,7 +20,8 @@
 //                                  kernel (FLA: dv_local, dqkwg, wy_bwd, two adds, a cumsum)
 //             ReduceHeadsBody      only when Hv > Hk: dq, dk summed over value heads
 // 2 launches forward and 3 (4 with Hv > Hk) backward. Every matrix product runs on the tensor
-// cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
+// cores for bf16 (float accumulation; the parallel kernels' through block_mma.cuh's ldmatrix +
+// mma.sync, with the head dim fixed at compile time where it is 128); float intermediates enter
 // them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
 // inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
 // stay float. For bf16 on the GPU the sequential kernels are RecurrenceMmaBody and ReverseMmaBody

@@ -273,7 +273,8 @@ struct ChunkGradBody {
     const int t0 = tab.t0[chunk], n = tab.len[chunk], last = n - 1, kh = h / d.heads_per_key;
     const int64_t ch = int64_t(chunk) * d.Hv + h;
     const int64_t qk_row = int64_t(d.Hk) * dim_k, v_row = int64_t(d.Hv) * dim_v;
-    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k, v_at = (int64_t(t0) * d.Hv + h) * dim_v;
+    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k;
+    const int64_t v_at = (int64_t(t0) * d.Hv + h) * dim_v;
     T* S_op = reinterpret_cast<T*>(s.S);
     const float* S_ws = ws.states + ch * DK * DV;
     const float* dS_ws = ws.d_states + ch * DK * DV;

@@ -83,7 +83,8 @@ struct PrepBody {
     const int t0 = tab.t0[chunk], n = tab.len[chunk], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(chunk) * d.Hv + h;
     const int64_t qk_row = int64_t(d.Hk) * dim_k, v_row = int64_t(d.Hv) * dim_v;
-    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k, v_at = (int64_t(t0) * d.Hv + h) * dim_v;
+    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k;
+    const int64_t v_at = (int64_t(t0) * d.Hv + h) * dim_v;
 
     copy_tile_async(blk, s.K, ldk, C, DK, k + qk_at, qk_row, n, dim_k);
     copy_tile_async(blk, s.Q, ldk, C, DK, q + qk_at, qk_row, n, dim_k);
