@@ -13,7 +13,7 @@
 #include "core/cuda/device_buffer.h"
 #include "cuda/require_gpu.h"
 #include "core/rng.h"
-#include "ops/cuda/block_tile.cuh"
+#include "ops/cuda/block_mma.cuh"
 #include "test_util.h"
 
 namespace deltatune {
@@ -26,7 +26,8 @@ constexpr double kTolerance = 1e-5;
 
 // One block: copies A [rows_a × lda] and B [rows_b × ldb] (hi and lo planes) into shared memory,
 // multiplies, writes C [M × N] back. C starts as `C` (accumulate) so that path is checked too.
-template <bool TransA, bool TransB>
+// Mma: block_mma.cuh's block_product (ldmatrix + mma.sync) instead of block_matmul (wmma).
+template <bool TransA, bool TransB, bool Mma>
 __global__ void product_kernel(int M, int N, int K, const bf16* a, int rows_a, int lda,
                                const bf16* b, int rows_b, int ldb, bool split_a, bool split_b,
                                float* c, bool accumulate) {
@@ -41,7 +42,10 @@ __global__ void product_kernel(int M, int N, int K, const bf16* a, int rows_a, i
   blk.sync();
   const cuda::Operand<bf16> A = cuda::split(sa, split_a ? sa + rows_a * lda : nullptr, lda);
   const cuda::Operand<bf16> B = cuda::split(sb, split_b ? sb + rows_b * ldb : nullptr, ldb);
-  cuda::block_matmul<TransA, TransB>(blk, M, N, K, A, B, sc, N, accumulate);
+  if constexpr (Mma)
+    cuda::block_product<TransA, TransB>(blk, M, N, K, A, B, sc, N, accumulate);
+  else
+    cuda::block_matmul<TransA, TransB>(blk, M, N, K, A, B, sc, N, accumulate);
   blk.sync();
   for (int e = blk.thread; e < M * N; e += blk.threads) c[e] = sc[e];
 }
@@ -57,7 +61,7 @@ std::vector<bf16> random_split(int rows, int ld, Rng& rng) {
   return x;
 }
 
-template <bool TransA, bool TransB>
+template <bool TransA, bool TransB, bool Mma>
 void check_product(bool split_a, bool split_b, bool accumulate, double& worst) {
   const int M = 64, N = 48, K = 80;
   const int rows_a = TransA ? K : M, lda = (TransA ? M : K) + 8;
@@ -82,9 +86,9 @@ void check_product(bool split_a, bool split_b, bool accumulate, double& worst) {
   cuda::DeviceBuffer<bf16> da(a), db(b);
   cuda::DeviceBuffer<float> dc(c0);
   const size_t smem = (a.size() + b.size()) * sizeof(bf16) + size_t(M * N) * sizeof(float) + 128;
-  DT_CUDA(cudaFuncSetAttribute(product_kernel<TransA, TransB>,
+  DT_CUDA(cudaFuncSetAttribute(product_kernel<TransA, TransB, Mma>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  product_kernel<TransA, TransB><<<1, 256, smem>>>(M, N, K, da.data(), rows_a, lda, db.data(),
+  product_kernel<TransA, TransB, Mma><<<1, 256, smem>>>(M, N, K, da.data(), rows_a, lda, db.data(),
                                                     rows_b, ldb, split_a, split_b, dc.data(),
                                                     accumulate);
   DT_CUDA(cudaGetLastError());
@@ -92,9 +96,10 @@ void check_product(bool split_a, bool split_b, bool accumulate, double& worst) {
   const auto got = dc.download();
   const auto e = testing_util::relative_error(got.data(), want.data(), want.size());
   worst = std::max(worst, e.value);
-  EXPECT_LE(e.value, kTolerance) << "TransA=" << TransA << " TransB=" << TransB << " split_a="
-                                 << split_a << " split_b=" << split_b << " accumulate="
-                                 << accumulate << ": " << testing_util::describe(e);
+  EXPECT_LE(e.value, kTolerance) << "Mma=" << Mma << " TransA=" << TransA << " TransB=" << TransB
+                                 << " split_a=" << split_a << " split_b=" << split_b
+                                 << " accumulate=" << accumulate << ": "
+                                 << testing_util::describe(e);
 }
 
 TEST(CudaBlockTile, ProductsMatchFloat64) {
@@ -103,12 +108,17 @@ TEST(CudaBlockTile, ProductsMatchFloat64) {
   for (bool split_a : {false, true})
     for (bool split_b : {false, true})
       for (bool accumulate : {false, true}) {
-        check_product<false, false>(split_a, split_b, accumulate, worst);
-        check_product<false, true>(split_a, split_b, accumulate, worst);
-        check_product<true, false>(split_a, split_b, accumulate, worst);
-        check_product<true, true>(split_a, split_b, accumulate, worst);
+        check_product<false, false, false>(split_a, split_b, accumulate, worst);
+        check_product<false, true, false>(split_a, split_b, accumulate, worst);
+        check_product<true, false, false>(split_a, split_b, accumulate, worst);
+        check_product<true, true, false>(split_a, split_b, accumulate, worst);
+        check_product<false, false, true>(split_a, split_b, accumulate, worst);
+        check_product<false, true, true>(split_a, split_b, accumulate, worst);
+        check_product<true, false, true>(split_a, split_b, accumulate, worst);
+        check_product<true, true, true>(split_a, split_b, accumulate, worst);
       }
-  testing_util::report("tile product (wmma bf16, float accumulation) vs float64", worst);
+  testing_util::report("tile product (wmma and mma.sync bf16, float accumulation) vs float64",
+                       worst);
 }
 
 }  // namespace

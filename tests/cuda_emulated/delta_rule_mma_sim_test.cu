@@ -230,10 +230,14 @@ struct Setup {
 };
 
 // Elements stored as bf16 may also round to the neighbouring bf16 value: 2^-8 of their size more.
+// step: that rounding as a share of the value, where the caller's bf16 values are formed in
+// different orders on the two sides (a whole bf16 step, up to 2^-7 of a value at the bottom of its
+// binade, for outputs whose float sums differ by more than float rounding before they round).
 template <class T>
-void expect_close(const std::vector<T>& got, const std::vector<T>& want, const char* what) {
+void expect_close(const std::vector<T>& got, const std::vector<T>& want, const char* what,
+                  double step = 1.0 / 256) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  const double rounding = std::is_same_v<T, bf16> ? 1.0 / 256 : 0.0;
+  const double rounding = std::is_same_v<T, bf16> ? step : 0.0;
   double scale = 0, worst = -1;  // worst: error over its bound
   size_t at = 0;
   for (size_t i = 0; i < want.size(); ++i)
@@ -321,6 +325,159 @@ void check_backward(const Case& c) {
                joined(dv_new_want, dv_lo_want), "dV'");
   expect_close(d_init_got, d_init_want, "d initial state");
 }
+
+// block_product (block_mma.cuh) on simulated warps against block_matmul's plain loop, for every
+// combination of transposed and split operands, accumulating, with more tiles than warps (two a
+// warp per round, and a lone last one) and a first warp other than 0.
+template <bool TransA, bool TransB>
+void check_block_product(bool split_a, bool split_b, bool accumulate) {
+  SCOPED_TRACE(std::string("block_product TransA=") + (TransA ? "1" : "0") +
+               " TransB=" + (TransB ? "1" : "0") + " split_a=" + (split_a ? "1" : "0") +
+               " split_b=" + (split_b ? "1" : "0") + " accumulate=" + (accumulate ? "1" : "0"));
+  constexpr int M = 48, N = 80, K = 32, threads = 128;
+  const int rows_a = TransA ? K : M, lda = (TransA ? M : K) + 8;
+  const int rows_b = TransB ? N : K, ldb = (TransB ? K : N) + 8, ldc = N + 4;
+  Rng rng(11);
+  // hi and lo: random floats and what rounding them to bf16 lost (the product leaves out lo·lo).
+  auto tile = [&](int n, std::vector<bf16>& hi, std::vector<bf16>& lo) {
+    hi.resize(static_cast<size_t>(n));
+    lo.resize(hi.size());
+    for (size_t e = 0; e < hi.size(); ++e)
+      store_split(hi.data(), lo.data(), int64_t(e), float(rng.normal()));
+  };
+  std::vector<bf16> a, a_lo, b, b_lo;
+  tile(rows_a * lda, a, a_lo);
+  tile(rows_b * ldb, b, b_lo);
+  std::vector<float> c_want(size_t(M * ldc));
+  for (auto& e : c_want) e = float(rng.normal());
+  std::vector<float> c_got = c_want;
+  const Operand<bf16> A = split(a.data(), split_a ? a_lo.data() : nullptr, lda);
+  const Operand<bf16> B = split(b.data(), split_b ? b_lo.data() : nullptr, ldb);
+  block_matmul<TransA, TransB>(Block{0, 1}, M, N, K, A, B, c_want.data(), ldc, accumulate, 1);
+  simulate(
+      [&](const Block& blk, int, int, int, char*) {
+        block_product<TransA, TransB>(blk, M, N, K, A, B, c_got.data(), ldc, accumulate, 1);
+      },
+      dim3(1), threads, 0);
+  expect_close(c_got, c_want, "C");
+}
+
+TEST(DeltaRuleMmaSimulated, BlockProduct) {
+  for (int mode = 0; mode < 8; ++mode) {
+    const bool split_a = mode & 1, split_b = mode & 2, accumulate = mode & 4;
+    check_block_product<false, false>(split_a, split_b, accumulate);
+    check_block_product<false, true>(split_a, split_b, accumulate);
+    check_block_product<true, false>(split_a, split_b, accumulate);
+    check_block_product<true, true>(split_a, split_b, accumulate);
+  }
+}
+
+// The parallel kernels' GPU form (PrepBody and ChunkGradBody with the head dim fixed at 128 and
+// their products on warps: block_product) on simulated warps, 16 a block as on the GPU, against
+// the emulation of their generic form.
+const Case kParallelDims{1, 2, 128, 128, {0, 70}};  // a full chunk and a partial one
+
+template <class T>
+std::vector<T> take(T* p, size_t n, T fill) {
+  std::vector<T> x(p, p + n);
+  std::fill(p, p + n, fill);
+  return x;
+}
+
+void check_prep_warps(bool backward) {
+  {
+    SCOPED_TRACE(backward ? "PrepBody, backward" : "PrepBody, forward");
+    Setup s(kParallelDims, backward);  // runs the generic PrepBody (emulated)
+    const Dims& d = s.d;
+    const size_t ch = size_t(d.num_chunks) * d.Hv, C = 64;
+    const bf16 nan16 = from_float<bf16>(NAN);
+    const auto gamma = take(s.ws.gamma, ch * C, float(NAN));
+    const auto W = take(s.ws.W, ch * C * d.DK, nan16);
+    const auto U = take(s.ws.U, ch * C * d.DV, float(NAN));
+    std::vector<bf16> Qt, Qt_lo, Tinv;
+    std::vector<float> O_local, dV_local;
+    if (backward) {
+      Tinv = take(s.ws.Tinv, ch * C * C, nan16);
+      dV_local = take(s.ws.dV_local, ch * C * d.DV, float(NAN));
+    } else {
+      Qt = take(s.ws.Qt, ch * C * d.DK, nan16);
+      Qt_lo = take(s.ws.Qt_lo, ch * C * d.DK, nan16);
+      O_local = take(s.ws.O_local, ch * C * d.DV, float(NAN));
+    }
+    auto run = [&](auto body) {
+      using Body = decltype(body);
+      simulate(body, dim3(d.num_chunks, d.Hv), Body::kThreads, Body::smem_bytes(d));
+    };
+    if (backward)
+      run(PrepBody<bf16, true, 128>{d, s.tab, s.q.data(), s.k.data(), s.v.data(), s.d_out.data(),
+                                    s.g.data(), s.beta.data(), s.ws});
+    else
+      run(PrepBody<bf16, false, 128>{d, s.tab, s.q.data(), s.k.data(), s.v.data(), nullptr,
+                                     s.g.data(), s.beta.data(), s.ws});
+    expect_close(copy_of(s.ws.gamma, gamma.size()), gamma, "Γ");
+    expect_close(copy_of(s.ws.W, W.size()), W, "W");
+    expect_close(copy_of(s.ws.U, U.size()), U, "U");
+    if (backward) {
+      expect_close(copy_of(s.ws.Tinv, Tinv.size()), Tinv, "T");
+      expect_close(copy_of(s.ws.dV_local, dV_local.size()), dV_local, "dV_local");
+    } else {
+      std::vector<float> got(Qt.size()), want(Qt.size());
+      for (size_t i = 0; i < Qt.size(); ++i) {
+        got[i] = to_float(s.ws.Qt[i]) + to_float(s.ws.Qt_lo[i]);
+        want[i] = to_float(Qt[i]) + to_float(Qt_lo[i]);
+      }
+      expect_close(got, want, "Q~");
+      expect_close(copy_of(s.ws.O_local, O_local.size()), O_local, "O_local");
+    }
+  }
+}
+
+TEST(DeltaRuleMmaSimulated, PrepWarps) {
+  check_prep_warps(false);
+  check_prep_warps(true);
+}
+
+void check_chunk_grad_warps() {
+  Setup s(kParallelDims, true);
+  const Dims& d = s.d;
+  using Generic = BothRecurrencesBody<bf16, 16>;
+  std::vector<float> d_init(s.initial.size());
+  emulate(Generic{{d, s.tab, s.k.data(), s.initial.data(), nullptr, nullptr, s.ws},
+                  {d, s.tab, s.q.data(), s.k.data(), s.d_out.data(), s.d_final.data(),
+                   d_init.data(), s.ws},
+                  d.DV / 16},
+          dim3(d.num_sequences, d.Hv, 2 * d.DV / 16), Generic::smem_bytes(d));
+  const size_t T = size_t(d.tokens), heads = size_t(d.Hv);
+  const bf16 nan16 = from_float<bf16>(NAN);
+  struct Out {
+    std::vector<bf16> dq, dk, dv;
+    std::vector<float> dg, dbeta, dqk_heads;
+  };
+  auto run = [&](auto body_tag) {
+    using Body = decltype(body_tag);
+    Out o{std::vector<bf16>(T * d.Hk * d.dk, nan16), std::vector<bf16>(T * d.Hk * d.dk, nan16),
+          std::vector<bf16>(T * heads * d.dv, nan16), std::vector<float>(T * heads, NAN),
+          std::vector<float>(T * heads, NAN), {}};
+    std::fill(s.ws.dqk_heads, s.ws.dqk_heads + 2 * T * heads * d.dk, float(NAN));
+    const Body body{d,           s.tab,       s.q.data(),  s.k.data(),     s.v.data(),
+                    s.d_out.data(), s.beta.data(), o.dq.data(), o.dk.data(), o.dv.data(),
+                    o.dg.data(),  o.dbeta.data(), s.ws};
+    if constexpr (std::is_same_v<Body, ChunkGradBody<bf16, 128>>)
+      simulate(body, dim3(d.num_chunks, d.Hv), Body::kThreads, Body::smem_bytes(d));
+    else
+      emulate(body, dim3(d.num_chunks, d.Hv), Body::smem_bytes(d));
+    o.dqk_heads = copy_of(s.ws.dqk_heads, 2 * T * heads * d.dk);
+    return o;
+  };
+  const Out want = run(ChunkGradBody<bf16>{});
+  const Out got = run(ChunkGradBody<bf16, 128>{});
+  expect_close(got.dqk_heads, want.dqk_heads, "dq, dk by value head");
+  expect_close(got.dv, want.dv, "dv", 1.0 / 128);
+  expect_close(got.dg, want.dg, "dg");
+  expect_close(got.dbeta, want.dbeta, "dbeta");
+}
+
+TEST(DeltaRuleMmaSimulated, ChunkGradWarps) { check_chunk_grad_warps(); }
 
 const Case kModelDims{1, 2, 128, 128, {0, 130}};
 const Case kOddDims{1, 2, 36, 20, {0, 5, 69, 133}};  // padded to 48 and 32; partial chunks

@@ -20,7 +20,8 @@
 //                                  kernel (FLA: dv_local, dqkwg, wy_bwd, two adds, a cumsum)
 //             ReduceHeadsBody      only when Hv > Hk: dq, dk summed over value heads
 // 2 launches forward and 3 (4 with Hv > Hk) backward. Every matrix product runs on the tensor
-// cores for bf16 (wmma 16×16×16, float accumulation: block_tile.cuh); float intermediates enter
+// cores for bf16 (float accumulation; the parallel kernels' through block_mma.cuh's ldmatrix +
+// mma.sync, with the head dim fixed at compile time where it is 128); float intermediates enter
 // them as bf16 hi + lo pairs where bf16 alone cost accuracy (docs/design-notes.md, "CUDA"),
 // inputs as they are. The recurrent state, Γ, the decays, A, T and every gradient accumulation
 // stay float. For bf16 on the GPU the sequential kernels are RecurrenceMmaBody and ReverseMmaBody
@@ -226,6 +227,16 @@ void with_mma_shape(const MmaShape& m, F&& f) {
     split(std::integral_constant<int, 4>{});
 }
 
+// Calls f(std::integral_constant<int, kD>{}): the parallel kernels' head dim known at compile time,
+// 128 where dk = dv = 128 (the models'), else 0 (sizes at run time; PrepBody says why).
+template <class F>
+void with_head_dim(const Dims& d, F&& f) {
+  if (d.dk == 128 && d.dv == 128)
+    f(std::integral_constant<int, 128>{});
+  else
+    f(std::integral_constant<int, 0>{});
+}
+
 template <class T>
 void run_forward(const Runner& run, const Dims& d, const Table& tab, int requested_block,
                  int requested_split, const T* q, const T* k, const T* v, const float* g,
@@ -233,9 +244,11 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int request
                  char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, false, workspace, &bytes);
-  using Prep = cuda::PrepBody<T, false>;
-  run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
-      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  with_head_dim(d, [&](auto kd) {
+    using Prep = cuda::PrepBody<T, false, decltype(kd)::value>;
+    run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
+        dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  });
   // The sequential kernel: the state in registers for bf16 on the GPU, block_tile.cuh's otherwise.
   if constexpr (std::is_same_v<T, cuda::bf16>) {
     if (!run.emulate) {
@@ -310,15 +323,19 @@ void run_backward(const Runner& run, const Dims& d, const Table& tab, int reques
                   float* d_initial_state, char* workspace) {
   size_t bytes = 0;
   const Workspace<T> ws = cuda::carve_workspace<T>(d, kChunk<T>, true, workspace, &bytes);
-  using Prep = cuda::PrepBody<T, true>;
-  run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
-      dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  with_head_dim(d, [&](auto kd) {
+    using Prep = cuda::PrepBody<T, true, decltype(kd)::value>;
+    run("gated delta rule: chunk prep (backward)", Prep{d, tab, q, k, v, d_out, g, beta, ws},
+        dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
+  });
   run_backward_recurrences<T>(run, d, tab, requested_block, requested_split, q, k, initial_state,
                               d_out, d_final_state, d_initial_state, ws);
-  using Grad = cuda::ChunkGradBody<T>;
-  run("gated delta rule: chunk gradients",
-      Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
-      Grad::smem_bytes(d));
+  with_head_dim(d, [&](auto kd) {
+    using Grad = cuda::ChunkGradBody<T, decltype(kd)::value>;
+    run("gated delta rule: chunk gradients",
+        Grad{d, tab, q, k, v, d_out, beta, dq, dk, dv, dg, dbeta, ws}, dim3(d.num_chunks, d.Hv),
+        Grad::smem_bytes(d));
+  });
   if (d.heads_per_key > 1) {
     using Reduce = cuda::ReduceHeadsBody<T>;
     const int64_t total = d.tokens * d.Hk * d.dk;

@@ -94,7 +94,7 @@ struct ReverseBody {
       async_wait();
       blk.sync();
 
-      block_matmul<false, false>(blk, C, BV, DK, exact(s.K, ldk), split(s.dS_op, s.dS_lo, ldSo),
+      block_product<false, false>(blk, C, BV, DK, exact(s.K, ldk), split(s.dS_op, s.dS_lo, ldSo),
                                  s.F, ldS, false);
       for (int e = blk.thread; e < C * BV; e += blk.threads) {  // diag(a) dO
         const int i = e / BV, col = e % BV;
@@ -112,10 +112,10 @@ struct ReverseBody {
       }
       for (int e = blk.thread; e < DK * BV; e += blk.threads) s.dS[(e / BV) * ldS + e % BV] *= a_last;
       blk.sync();
-      block_matmul<true, false>(blk, DK, BV, C, exact(s.Q, ldk), split(s.dOa, s.dOa_lo, ldSo),
+      block_product<true, false>(blk, DK, BV, C, exact(s.Q, ldk), split(s.dOa, s.dOa_lo, ldSo),
                                 s.dS, ldS, true);
       blk.sync();
-      block_matmul<true, false>(blk, DK, BV, C, exact(s.W, ldk),
+      block_product<true, false>(blk, DK, BV, C, exact(s.W, ldk),
                                 split(s.dV_neg, s.dV_neg_lo, ldSo), s.dS, ldS, true);
       blk.sync();
     }
@@ -190,16 +190,18 @@ DT_HD float state_dot_and_copy(const Block& blk, const float* S, const float* dS
       if (e >= quads) continue;
       part += s[u].x * ds[u].x + s[u].y * ds[u].y + s[u].z * ds[u].z + s[u].w * ds[u].w;
       T* out = dst + (4 * e / DV) * ld + 4 * e % DV;
-      out[0] = from_float<T>(ds[u].x);
-      out[1] = from_float<T>(ds[u].y);
-      out[2] = from_float<T>(ds[u].z);
-      out[3] = from_float<T>(ds[u].w);
+      struct alignas(4 * sizeof(T)) Quad {  // one store (ld is a multiple of 4: kPad)
+        T x[4];
+      };
+      *reinterpret_cast<Quad*>(out) = Quad{{from_float<T>(ds[u].x), from_float<T>(ds[u].y),
+                                            from_float<T>(ds[u].z), from_float<T>(ds[u].w)}};
     }
   }
   return part;
 }
 
-template <class T>
+// kD > 0: dk = dv = kD known at compile time (PrepBody says why).
+template <class T, int kD = 0>
 struct ChunkGradBody {
   static constexpr int C = kChunk<T>;
   // 16 warps: one block per SM (its shared memory), so the block's own warps are all the SM has
@@ -218,7 +220,7 @@ struct ChunkGradBody {
     T *Q;       // Q, then dB_w (operand)
     T *K;       // K
     T *O;       // dO, then dW = −dV' Sᵀ (operand), then W
-    T *Vn;      // V', then dB_u (operand)
+    T *Vn;      // V', then v, then dB_u (operand)
     T *dVn, *dVn_lo;  // dV'
     char* S;    // V'.lo, then S, then dS (DK × DV), then dB_u (float), then U
     float* F;   // dq, then dk (C × D)
@@ -242,7 +244,7 @@ struct ChunkGradBody {
     s.d_gamma = c.take<float>(C);
     s.d_beta = c.take<float>(C);
     s.t = c.take<float>(C);
-    s.partial = c.take<float>(kThreads + 1);  // per-warp sums of <S, dS>, then their total
+    s.partial = c.take<float>(kThreads + 1);  // <S, dS> by warp (host: by thread), then the sum
     s.Q = c.take<T>(C * ldD);
     s.K = c.take<T>(C * ldD);
     s.O = c.take<T>(C * ldD);
@@ -265,12 +267,14 @@ struct ChunkGradBody {
   DT_HD void operator()(const Block& blk, int chunk, int h, int, char* smem) const {
     SmemCarver carver{smem};
     const Smem s = carve(carver, d);
-    const int DK = d.DK, DV = d.DV, D = DK > DV ? DK : DV;
+    const int DK = kD ? kD : d.DK, DV = kD ? kD : d.DV, D = DK > DV ? DK : DV;
+    const int dim_k = kD ? kD : d.dk, dim_v = kD ? kD : d.dv;
     const int ldD = D + kPad<T>, ldST = DV + kPad<T>, ldF = D + 4, ldf = C + 4, ldc = C + kPad<T>;
     const int t0 = tab.t0[chunk], n = tab.len[chunk], last = n - 1, kh = h / d.heads_per_key;
     const int64_t ch = int64_t(chunk) * d.Hv + h;
-    const int64_t qk_row = int64_t(d.Hk) * d.dk, v_row = int64_t(d.Hv) * d.dv;
-    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk, v_at = (int64_t(t0) * d.Hv + h) * d.dv;
+    const int64_t qk_row = int64_t(d.Hk) * dim_k, v_row = int64_t(d.Hv) * dim_v;
+    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k;
+    const int64_t v_at = (int64_t(t0) * d.Hv + h) * dim_v;
     T* S_op = reinterpret_cast<T*>(s.S);
     const float* S_ws = ws.states + ch * DK * DV;
     const float* dS_ws = ws.d_states + ch * DK * DV;
@@ -279,9 +283,9 @@ struct ChunkGradBody {
     T* Vn_lo_2 = V_new_lo ? reinterpret_cast<T*>(s.G) : nullptr;  // V'.lo while G is free
 
     // Inputs of the chunk.
-    copy_tile_async(blk, s.Q, ldD, C, DK, q + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.K, ldD, C, DK, k + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.O, ldD, C, DV, d_out + v_at, v_row, n, d.dv);
+    copy_tile_async(blk, s.Q, ldD, C, DK, q + qk_at, qk_row, n, dim_k);
+    copy_tile_async(blk, s.K, ldD, C, DK, k + qk_at, qk_row, n, dim_k);
+    copy_tile_async(blk, s.O, ldD, C, DV, d_out + v_at, v_row, n, dim_v);
     copy_tile_async(blk, s.Vn, ldD, C, DV, ws.V_new + ch * C * DV, DV, C, DV);
     copy_tile_async(blk, s.dVn, ldD, C, DV, ws.dV_new + ch * C * DV, DV, C, DV);
     if (s.dVn_lo) copy_tile_async(blk, s.dVn_lo, ldD, C, DV, ws.dV_new_lo + ch * C * DV, DV, C, DV);
@@ -300,8 +304,8 @@ struct ChunkGradBody {
     // P and dP, and their share of dΓ; D = dP ⊙ M into CC.
     float* P = s.G;
     float* dP = s.G + C * ldf;
-    block_matmul<false, true>(blk, C, C, DK, Q, K, P, ldf, false);
-    block_matmul<false, true>(blk, C, C, DV, exact(s.O, ldD), split(s.Vn, Vn_lo_1, ldD), dP, ldf,
+    block_product<false, true>(blk, C, C, DK, Q, K, P, ldf, false);
+    block_product<false, true>(blk, C, C, DV, exact(s.O, ldD), split(s.Vn, Vn_lo_1, ldD), dP, ldf,
                               false);
     blk.sync();
     for (int e = blk.thread; e < C * C; e += blk.threads) {
@@ -319,7 +323,7 @@ struct ChunkGradBody {
     // dq = D K + diag(a) X with X = dO Sᵀ.
     load_tile(blk, S_op, ldST, DK, DV, S_ws, DV, DK, DV);
     blk.sync();
-    block_matmul<false, true>(blk, C, DK, DV, exact(s.O, ldD), exact(S_op, ldST), s.F, ldF, false);
+    block_product<false, true>(blk, C, DK, DV, exact(s.O, ldD), exact(S_op, ldST), s.F, ldF, false);
     blk.sync();
     row_sums(
         blk, C, DK, [&](int i, int m) { return to_float(s.Q[i * ldD + m]) * s.F[i * ldF + m]; },
@@ -327,11 +331,11 @@ struct ChunkGradBody {
     blk.sync();
     for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.a[e / DK];
     blk.sync();
-    block_matmul<false, false>(blk, C, DK, C, Dm, K, s.F, ldF, true);
+    block_product<false, false>(blk, C, DK, C, Dm, K, s.F, ldF, true);
     blk.sync();
-    store_qk(blk, s.F, ldF, n, t0, h, kh, dq, 0);
+    store_qk(blk, s.F, ldF, n, t0, h, kh, dim_k, dq, 0);
     // dW = −dV' Sᵀ, as an operand into O's tile (dO is done).
-    block_matmul<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);
+    block_product<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);
     blk.sync();
     for (int e = blk.thread; e < C * DK; e += blk.threads)
       s.O[(e / DK) * ldD + e % DK] = from_float<T>(-s.F[(e / DK) * ldF + e % DK]);
@@ -343,17 +347,24 @@ struct ChunkGradBody {
 #if defined(__CUDA_ARCH__)
 #pragma unroll
       for (int o = 16; o > 0; o /= 2) part += __shfl_xor_sync(0xffffffffu, part, o);
-#endif
       if (blk.thread % 32 == 0) s.partial[blk.thread / 32] = part;  // one sum a warp
+#else
+      s.partial[blk.thread] = part;  // one a thread (also right for the simulation's warps)
+#endif
     }
     async_wait();
     blk.sync();
     if (blk.thread == 0) {
+#if defined(__CUDA_ARCH__)
+      const int parts = (blk.threads + 31) / 32;
+#else
+      const int parts = blk.threads;
+#endif
       float sum = 0.0f;
-      for (int w = 0; w < (blk.threads + 31) / 32; ++w) sum += s.partial[w];
+      for (int w = 0; w < parts; ++w) sum += s.partial[w];
       s.partial[kThreads] = sum;
     }
-    block_matmul<false, true>(blk, C, DK, DV, split(s.Vn, Vn_lo_2, ldD), exact(S_op, ldST), s.F,
+    block_product<false, true>(blk, C, DK, DV, split(s.Vn, Vn_lo_2, ldD), exact(S_op, ldST), s.F,
                               ldF, false);
     blk.sync();
     row_sums(
@@ -370,8 +381,11 @@ struct ChunkGradBody {
       s.d_gamma[last] += sum;
     }
     blk.sync();
-    block_matmul<true, false>(blk, C, DK, C, Dm, Q, s.F, ldF, true);
+    block_product<true, false>(blk, C, DK, C, Dm, Q, s.F, ldF, true);
     blk.sync();
+    // v into V''s tile (V' is done) for dβ's v·dB_u below: read from global memory there, each
+    // warp's row sums waited for it load after load.
+    copy_tile_async(blk, s.Vn, ldD, C, DV, v + v_at, v_row, n, dim_v);
 
     // dB_w = Tᵀ dW into G, dB_u = Tᵀ dV' into S's space (float).
     copy_tile_async(blk, s.CC, ldc, C, C, ws.Tinv + ch * C * C, C, C, C);
@@ -379,8 +393,8 @@ struct ChunkGradBody {
     blk.sync();
     float* dBw = s.G;
     float* dBu = reinterpret_cast<float*>(s.S);
-    block_matmul<true, false>(blk, C, DK, C, exact(s.CC, ldc), exact(s.O, ldD), dBw, ldF, false);
-    block_matmul<true, false>(blk, C, DV, C, exact(s.CC, ldc), dV_new, dBu, ldF, false);
+    block_product<true, false>(blk, C, DK, C, exact(s.CC, ldc), exact(s.O, ldD), dBw, ldF, false);
+    block_product<true, false>(blk, C, DV, C, exact(s.CC, ldc), dV_new, dBu, ldF, false);
     blk.sync();
     row_sums(
         blk, C, DK, [&](int i, int m) { return to_float(s.K[i * ldD + m]) * dBw[i * ldF + m]; },
@@ -389,9 +403,9 @@ struct ChunkGradBody {
           s.d_beta[i] += s.a[i] * kb;
         });
     row_sums(
-        blk, n, d.dv,
-        [&](int i, int c) { return to_float(v[v_at + i * v_row + c]) * dBu[i * ldF + c]; },
+        blk, C, DV, [&](int i, int c) { return to_float(s.Vn[i * ldD + c]) * dBu[i * ldF + c]; },
         [&](int i, float vb) { s.d_beta[i] += vb; });
+    blk.sync();  // v read before dB_u replaces it
     for (int e = blk.thread; e < C * DK; e += blk.threads) {
       const int i = e / DK, m = e % DK;
       s.F[i * ldF + m] += s.beta[i] * s.a[i] * dBw[i * ldF + m];
@@ -400,7 +414,7 @@ struct ChunkGradBody {
     for (int e = blk.thread; e < C * DV; e += blk.threads) {
       const int i = e / DV, c = e % DV;
       const float x = dBu[i * ldF + c];
-      if (i < n && c < d.dv) dv[v_at + i * v_row + c] = from_float<T>(s.beta[i] * x);
+      if (i < n && c < dim_v) dv[v_at + i * v_row + c] = from_float<T>(s.beta[i] * x);
       s.Vn[i * ldD + c] = from_float<T>(x);
     }
     blk.sync();
@@ -413,10 +427,10 @@ struct ChunkGradBody {
     blk.sync();
     float* dA = s.G;
     float* KK = s.G + C * ldf;
-    block_matmul<false, true>(blk, C, C, DK, exact(s.Q, ldD), exact(s.O, ldD), dA, ldf, false);
-    block_matmul<false, true>(blk, C, C, DK, K, K, KK, ldf, false);
+    block_product<false, true>(blk, C, C, DK, exact(s.Q, ldD), exact(s.O, ldD), dA, ldf, false);
+    block_product<false, true>(blk, C, C, DK, K, K, KK, ldf, false);
     blk.sync();
-    block_matmul<false, true>(blk, C, C, DV, exact(s.Vn, ldD), exact(U_op, ldD), dA, ldf, true);
+    block_product<false, true>(blk, C, C, DV, exact(s.Vn, ldD), exact(U_op, ldD), dA, ldf, true);
     blk.sync();
     for (int e = blk.thread; e < C * C; e += blk.threads) {
       const int i = e / C, j = e % C;
@@ -441,11 +455,11 @@ struct ChunkGradBody {
         [&](int i, float sum) { s.d_beta[i] += sum; });
 
     // dk += Z K + Zᵀ K; then dk, dβ and dg (the reverse running sum of dΓ) out.
-    block_matmul<false, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
+    block_product<false, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
     blk.sync();
-    block_matmul<true, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
+    block_product<true, false>(blk, C, DK, C, exact(s.CC, ldc), K, s.F, ldF, true);
     blk.sync();
-    store_qk(blk, s.F, ldF, n, t0, h, kh, dk, 1);
+    store_qk(blk, s.F, ldF, n, t0, h, kh, dim_k, dk, 1);
     for (int i = blk.thread; i < n; i += blk.threads) dbeta[int64_t(t0 + i) * d.Hv + h] = s.d_beta[i];
     if (blk.thread == 0) {
       float sum = 0.0f;
@@ -459,14 +473,14 @@ struct ChunkGradBody {
   // Rows of dq (which = 0) or dk (1): straight to the output when each key head has one value
   // head, else to this value head's rows in the workspace (ReduceHeadsBody sums them).
   DT_HD void store_qk(const Block& blk, const float* F, int ldF, int n, int t0, int h, int kh,
-                      T* out, int which) const {
-    for (int e = blk.thread; e < n * d.dk; e += blk.threads) {
-      const int i = e / d.dk, m = e % d.dk;
+                      int dim_k, T* out, int which) const {
+    for (int e = blk.thread; e < n * dim_k; e += blk.threads) {
+      const int i = e / dim_k, m = e % dim_k;
       const float x = F[i * ldF + m];
       if (d.heads_per_key == 1)
-        out[(int64_t(t0 + i) * d.Hk + kh) * d.dk + m] = from_float<T>(x);
+        out[(int64_t(t0 + i) * d.Hk + kh) * dim_k + m] = from_float<T>(x);
       else
-        ws.dqk_heads[(which * d.tokens + t0 + i) * d.Hv * d.dk + int64_t(h) * d.dk + m] = x;
+        ws.dqk_heads[(which * d.tokens + t0 + i) * d.Hv * dim_k + int64_t(h) * dim_k + m] = x;
     }
     blk.sync();
   }

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "ops/cuda/block_tile.cuh"
+#include "ops/cuda/block_mma.cuh"
 
 namespace deltatune::cuda {
 
@@ -138,13 +138,19 @@ DT_HD void invert_unit_lower(const Block& blk, int C, const float* A, int lda, f
   const int blocks = C / 16;
   for (int e = blk.thread; e < C * C; e += blk.threads) T[(e / C) * ldt + e % C] = 0.0f;
   blk.sync();
+  // The column in registers (fully unrolled: a shared-memory round trip per term was the
+  // critical path of the whole inverse); terms with j < c are zero and add exactly nothing, so
+  // the sums are those of the plain loop from j = c.
   for (int w = blk.thread; w < C; w += blk.threads) {
     const int base = (w / 16) * 16, c = w % 16;
-    T[(base + c) * ldt + base + c] = 1.0f;
-    for (int r = c + 1; r < 16; ++r) {
+    float x[16];
+#pragma unroll
+    for (int r = 0; r < 16; ++r) {
       float s = 0.0f;
-      for (int j = c; j < r; ++j) s += A[(base + r) * lda + base + j] * T[(base + j) * ldt + base + c];
-      T[(base + r) * ldt + base + c] = -s;
+#pragma unroll
+      for (int j = 0; j < r; ++j) s += j >= c ? A[(base + r) * lda + base + j] * x[j] : 0.0f;
+      x[r] = r < c ? 0.0f : r == c ? 1.0f : -s;
+      T[(base + r) * ldt + base + c] = x[r];
     }
   }
   blk.sync();

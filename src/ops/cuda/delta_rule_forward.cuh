@@ -24,7 +24,10 @@ constexpr int kChunk = sizeof(T) == 2 ? 64 : 32;
 // Tensor cores: K Kᵀ, Q Kᵀ, T·K, T·V, P·W, P·U (or Pᵀ dO). K, V, Q, dO are bf16 inputs, exact as
 // operands; T's factors, P and U are split into bf16 hi + lo (block_tile.cuh, Operand): rounding
 // them to bf16 alone gave 2-3e-3 relative error in the output (measured, docs/performance.md).
-template <class T, bool kBackward>
+// kD > 0: the head dims are known at compile time (dk = dv = kD; delta_rule.cu picks it for the
+// models' 128): every index into the tiles then folds to shifts and constants. Nsight Compute
+// found the generic body's divisions by DK and DV to be a large share of its instructions.
+template <class T, bool kBackward, int kD = 0>
 struct PrepBody {
   static constexpr int C = kChunk<T>;
   static constexpr int kThreads = 512;  // 16 warps, as ChunkGradBody (one block per SM)
@@ -73,18 +76,20 @@ struct PrepBody {
   DT_HD void operator()(const Block& blk, int chunk, int h, int, char* smem) const {
     SmemCarver carver{smem};
     const Smem s = carve(carver, d);
-    const int DK = d.DK, DV = d.DV;
+    const int DK = kD ? kD : d.DK, DV = kD ? kD : d.DV;
+    const int dim_k = kD ? kD : d.dk, dim_v = kD ? kD : d.dv;
     const int ldk = DK + kPad<T>, ldv = DV + kPad<T>, ldc = C + kPad<T>, ldf = C + 4;
     const int ldF = (DK > DV ? DK : DV) + 4;
     const int t0 = tab.t0[chunk], n = tab.len[chunk], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(chunk) * d.Hv + h;
-    const int64_t qk_row = int64_t(d.Hk) * d.dk, v_row = int64_t(d.Hv) * d.dv;
-    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk, v_at = (int64_t(t0) * d.Hv + h) * d.dv;
+    const int64_t qk_row = int64_t(d.Hk) * dim_k, v_row = int64_t(d.Hv) * dim_v;
+    const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k;
+    const int64_t v_at = (int64_t(t0) * d.Hv + h) * dim_v;
 
-    copy_tile_async(blk, s.K, ldk, C, DK, k + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.Q, ldk, C, DK, q + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.V, ldv, C, DV, v + v_at, v_row, n, d.dv);
-    if (kBackward) copy_tile_async(blk, s.dO, ldv, C, DV, d_out + v_at, v_row, n, d.dv);
+    copy_tile_async(blk, s.K, ldk, C, DK, k + qk_at, qk_row, n, dim_k);
+    copy_tile_async(blk, s.Q, ldk, C, DK, q + qk_at, qk_row, n, dim_k);
+    copy_tile_async(blk, s.V, ldv, C, DV, v + v_at, v_row, n, dim_v);
+    if (kBackward) copy_tile_async(blk, s.dO, ldv, C, DV, d_out + v_at, v_row, n, dim_v);
     // g (zero past the chunk's end, so Γ stays at Γ_last there) and β (zero past the end).
     for (int i = blk.thread; i < C; i += blk.threads) {
       s.a[i] = i < n ? g[int64_t(t0 + i) * d.Hv + h] : 0.0f;
@@ -103,8 +108,8 @@ struct PrepBody {
 
     float* A = s.CC;
     float* QK = s.CC + C * ldf;
-    block_matmul<false, true>(blk, C, C, DK, exact(s.K, ldk), exact(s.K, ldk), A, ldf, false);
-    block_matmul<false, true>(blk, C, C, DK, exact(s.Q, ldk), exact(s.K, ldk), QK, ldf, false);
+    block_product<false, true>(blk, C, C, DK, exact(s.K, ldk), exact(s.K, ldk), A, ldf, false);
+    block_product<false, true>(blk, C, C, DK, exact(s.Q, ldk), exact(s.K, ldk), QK, ldf, false);
     blk.sync();
     for (int e = blk.thread; e < C * C; e += blk.threads) {
       const int i = e / C, j = e % C;
@@ -126,7 +131,7 @@ struct PrepBody {
     // W = T diag(β a) K and U = T diag(β) V. The forward keeps them as operands in K's and V's
     // tiles (K and V are not needed any more).
     float* F = s.CC;
-    block_matmul<false, false>(blk, C, DK, C, split(s.Tw, s.Tw_lo, ldc), exact(s.K, ldk), F, ldF,
+    block_product<false, false>(blk, C, DK, C, split(s.Tw, s.Tw_lo, ldc), exact(s.K, ldk), F, ldF,
                                false);
     blk.sync();
     for (int e = blk.thread; e < C * DK; e += blk.threads) {
@@ -136,7 +141,7 @@ struct PrepBody {
       if (!kBackward) s.K[i * ldk + m] = w;
     }
     blk.sync();
-    block_matmul<false, false>(blk, C, DV, C, split(s.Tu, s.Tu_lo, ldc), exact(s.V, ldv), F, ldF,
+    block_product<false, false>(blk, C, DV, C, split(s.Tu, s.Tu_lo, ldc), exact(s.V, ldv), F, ldF,
                                false);
     blk.sync();
     for (int e = blk.thread; e < C * DV; e += blk.threads) {
@@ -148,7 +153,7 @@ struct PrepBody {
 
     const Operand<T> P = split(s.P, s.P_lo, ldc);
     if (!kBackward) {
-      block_matmul<false, false>(blk, C, DK, C, P, exact(s.K, ldk), F, ldF, false);  // P W
+      block_product<false, false>(blk, C, DK, C, P, exact(s.K, ldk), F, ldF, false);  // P W
       blk.sync();
       for (int e = blk.thread; e < C * DK; e += blk.threads) {
         const int i = e / DK, m = e % DK;
@@ -156,12 +161,12 @@ struct PrepBody {
                     s.a[i] * to_float(s.Q[i * ldk + m]) - F[i * ldF + m]);
       }
       blk.sync();
-      block_matmul<false, false>(blk, C, DV, C, P, split(s.V, s.U_lo, ldv), F, ldF, false);  // P U
+      block_product<false, false>(blk, C, DV, C, P, split(s.V, s.U_lo, ldv), F, ldF, false);  // P U
       blk.sync();
       for (int e = blk.thread; e < C * DV; e += blk.threads)
         ws.O_local[(ch * C + e / DV) * DV + e % DV] = F[(e / DV) * ldF + e % DV];
     } else {
-      block_matmul<true, false>(blk, C, DV, C, P, exact(s.dO, ldv), F, ldF, false);  // Pᵀ dO
+      block_product<true, false>(blk, C, DV, C, P, exact(s.dO, ldv), F, ldF, false);  // Pᵀ dO
       blk.sync();
       for (int e = blk.thread; e < C * DV; e += blk.threads)
         ws.dV_local[(ch * C + e / DV) * DV + e % DV] = F[(e / DV) * ldF + e % DV];
@@ -256,9 +261,9 @@ struct RecurrenceBody {
 
       // W S and Q̃ S side by side: the second product starts on the warp after the first's tiles.
       const Operand<T> S = split(s.S_op, s.S_lo, ldSo);
-      block_matmul<false, false>(blk, C, BV, DK, exact(s.W, ldk), S, s.F, ldS, false);
+      block_product<false, false>(blk, C, BV, DK, exact(s.W, ldk), S, s.F, ldS, false);
       if (!kStore)
-        block_matmul<false, false>(blk, C, BV, DK, split(s.Qt, s.Qt_lo, ldk), S, s.F + C * ldS,
+        block_product<false, false>(blk, C, BV, DK, split(s.Qt, s.Qt_lo, ldk), S, s.F + C * ldS,
                                    ldS, false, (C / 16) * (BV / 16));
       blk.sync();
       const float a_last = expf(s.gamma[n - 1]);
@@ -275,7 +280,7 @@ struct RecurrenceBody {
       }
       for (int e = blk.thread; e < DK * BV; e += blk.threads) s.S[(e / BV) * ldS + e % BV] *= a_last;
       blk.sync();
-      block_matmul<true, false>(blk, DK, BV, C, exact(s.K, ldk), split(s.Vb, s.Vb_lo, ldSo), s.S,
+      block_product<true, false>(blk, DK, BV, C, exact(s.K, ldk), split(s.Vb, s.Vb_lo, ldSo), s.S,
                                 ldS, true);
       blk.sync();
     }
