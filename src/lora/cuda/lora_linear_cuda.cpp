@@ -182,27 +182,18 @@ void lora_linear_cuda_forward(const cuda::Blas& blas, cuda::DeviceArena& arena, 
                               int64_t rows, const DeviceLinear& weight, const DeviceLoraRun& run,
                               int layer, LinearKind kind, bf16* y, int64_t ldy, bf16** keep_u) {
   if (ldy < 0) ldy = weight.out;
-  auto frozen = [&](float beta) {
-    gemm_cuda<bf16>(blas, false, true, rows, weight.out, weight.in, 1.0f, x, weight.in, weight.w,
-                    weight.in, beta, y, ldy);
-  };
+  gemm_cuda<bf16>(blas, false, true, rows, weight.out, weight.in, 1.0f, x, weight.in, weight.w,
+                  weight.in, 0.0f, y, ldy);
   const DeviceLoraModule* m = run.module(layer, kind);
-  if (!m) {
-    frozen(0.0f);
-    return;
-  }
+  if (!m) return;
   bf16* kept = keep_u ? arena.alloc<bf16>(rows * m->r) : nullptr;  // outlives the scratch below
   if (keep_u) *keep_u = kept;
   const cuda::DeviceArena::Mark mark = arena.mark();
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
   bf16* u = kept ? kept : arena.alloc<bf16>(rows * m->r);
   down_product(blas, xd, rows, m->in, m->in, m->A16, true, m->r, 1.0f, u);
-  // The thin product first (y = s u Bᵀ, one write of y), then the frozen one adds onto it in its
-  // epilogue (beta 1: a read of y hidden under a compute-bound product). The other order costs
-  // the thin product a read and a write of y: one pass over y more per module.
   up_product(blas, u, rows, m->r, m->B16, true, m->out, float(run.adapter->config().scaling()),
-             0.0f, y, ldy);
-  frozen(1.0f);
+             1.0f, y, ldy);
   arena.reset(mark);
 }
 
@@ -211,15 +202,10 @@ void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena,
                                int layer, LinearKind kind, const bf16* dy, bf16* dx,
                                bool accumulate_dx, int64_t lddy, const bf16* kept_u) {
   if (lddy < 0) lddy = weight.out;
-  auto frozen = [&](bool accumulate) {
-    gemm_cuda<bf16>(blas, false, false, rows, weight.in, weight.out, 1.0f, dy, lddy, weight.w,
-                    weight.in, accumulate ? 1.0f : 0.0f, dx, weight.in);
-  };
+  gemm_cuda<bf16>(blas, false, false, rows, weight.in, weight.out, 1.0f, dy, lddy, weight.w,
+                  weight.in, accumulate_dx ? 1.0f : 0.0f, dx, weight.in);
   DeviceLoraModule* m = run.module(layer, kind);
-  if (!m) {
-    frozen(accumulate_dx);
-    return;
-  }
+  if (!m) return;
   const cuda::DeviceArena::Mark mark = arena.mark();
   const float s = float(run.adapter->config().scaling());
   const bf16* xd = dropped_input(x, rows, *m, run, arena);
@@ -234,13 +220,9 @@ void lora_linear_cuda_backward(const cuda::Blas& blas, cuda::DeviceArena& arena,
   down_product(blas, dy, rows, m->out, lddy, m->B16, false, m->r, s, du);
   factor_grad(blas, arena, xd, rows, m->in, m->in, du, m->r, 1.0f, m->dA, false);
   if (!dropout_active(m, run)) {
-    // As the forward: the thin product first, the frozen one adds onto it.
-    up_product(blas, du, rows, m->r, m->A16, false, m->in, 1.0f, accumulate_dx ? 1.0f : 0.0f, dx,
-               m->in);
-    frozen(true);
+    up_product(blas, du, rows, m->r, m->A16, false, m->in, 1.0f, 1.0f, dx, m->in);
   } else {
     // dx += (du A) masked and scaled like the forward's dropout.
-    frozen(accumulate_dx);
     bf16* g = arena.alloc<bf16>(rows * m->in);
     up_product(blas, du, rows, m->r, m->A16, false, m->in, 1.0f, 0.0f, g, m->in);
     lora_dropout_cuda_backward_add(g, rows * m->in, mask_of(*m, run), dx, arena.target());
