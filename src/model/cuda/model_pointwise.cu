@@ -173,12 +173,6 @@ void launch_vectorized(cuda::Target target, const char* name, bool vectorizable,
     cuda::launch<kThreads>(target, name, Body<1>{args...}, cuda::blocks_for(n, kPerBlock));
 }
 
-bool aligned(std::initializer_list<const void*> arrays) {
-  for (const void* p : arrays)
-    if (!cuda::aligned_16(p)) return false;
-  return true;
-}
-
 dim3 blocks(int64_t n) { return cuda::blocks_for(n, kPerBlock); }
 
 }  // namespace
@@ -190,11 +184,12 @@ void embedding_cuda_forward(const int64_t* ids, int64_t tokens, const bf16* tabl
 }
 
 void add_cuda(bf16* y, const bf16* x, int64_t n, cuda::Target target) {
-  launch_vectorized<AddBody>(target, "residual add", n % 8 == 0 && aligned({y, x}), n, y, x, n);
+  launch_vectorized<AddBody>(target, "residual add", n % 8 == 0 && cuda::aligned_16({y, x}), n, y,
+                             x, n);
 }
 
 void scale_cuda(bf16* x, int64_t n, float s, cuda::Target target) {
-  launch_vectorized<ScaleBody>(target, "scale", n % 8 == 0 && aligned({x}), n, x, n, s);
+  launch_vectorized<ScaleBody>(target, "scale", n % 8 == 0 && cuda::aligned_16({x}), n, x, n, s);
 }
 
 void gated_deltanet_split_cuda(const bf16* qkv_conv, const bf16* b, const bf16* a,
@@ -204,7 +199,7 @@ void gated_deltanet_split_cuda(const bf16* qkv_conv, const bf16* b, const bf16* 
   DT_CHECK(heads_v <= 2 * key_dim + value_dim, "gated deltanet split: more heads than channels");
   launch_vectorized<SplitBody>(
       target, "gated deltanet: split q, k, v; beta, g",
-      key_dim % 8 == 0 && value_dim % 8 == 0 && aligned({qkv_conv, q_raw, k_raw, v}),
+      key_dim % 8 == 0 && value_dim % 8 == 0 && cuda::aligned_16({qkv_conv, q_raw, k_raw, v}),
       tokens * (2 * key_dim + value_dim), qkv_conv, b, a, A_log, dt_bias, tokens, key_dim,
       value_dim, heads_v, q_raw, k_raw, v, beta, g);
 }
@@ -217,7 +212,8 @@ void gated_deltanet_split_backward_cuda(const bf16* d_q_raw, const bf16* d_k_raw
                                         cuda::Target target) {
   launch_vectorized<SplitBackwardBody>(
       target, "gated deltanet: split backward",
-      key_dim % 8 == 0 && value_dim % 8 == 0 && aligned({d_q_raw, d_k_raw, d_v, d_qkv_conv}),
+      key_dim % 8 == 0 && value_dim % 8 == 0 &&
+          cuda::aligned_16({d_q_raw, d_k_raw, d_v, d_qkv_conv}),
       tokens * (2 * key_dim + value_dim), d_q_raw, d_k_raw, d_v, d_beta, d_g, beta, a, A_log,
       dt_bias, tokens, key_dim, value_dim, heads_v, d_qkv_conv, d_b, d_a);
 }
@@ -225,7 +221,7 @@ void gated_deltanet_split_backward_cuda(const bf16* d_q_raw, const bf16* d_k_raw
 void attention_gate_cuda_forward(const bf16* o, const bf16* qg, int64_t tokens, int heads,
                                  int head_dim, bf16* gated, cuda::Target target) {
   launch_vectorized<GateBody>(target, "attention output gate",
-                              head_dim % 8 == 0 && aligned({o, qg, gated}),
+                              head_dim % 8 == 0 && cuda::aligned_16({o, qg, gated}),
                               tokens * heads * head_dim, o, qg, nullptr, tokens, heads, head_dim,
                               gated, nullptr, nullptr);
 }
@@ -234,7 +230,7 @@ void attention_gate_cuda_backward(const bf16* o, const bf16* qg, const bf16* d_g
                                   int64_t tokens, int heads, int head_dim, bf16* d_o, bf16* d_qg,
                                   cuda::Target target) {
   launch_vectorized<GateBody>(target, "attention output gate backward",
-                              head_dim % 8 == 0 && aligned({o, qg, d_gated, d_o, d_qg}),
+                              head_dim % 8 == 0 && cuda::aligned_16({o, qg, d_gated, d_o, d_qg}),
                               tokens * heads * head_dim, o, qg, d_gated, tokens, heads, head_dim,
                               nullptr, d_o, d_qg);
 }

@@ -63,9 +63,7 @@ struct SwigluBackwardBody {
 // element a thread.
 template <class T>
 bool vectorizable(int64_t n, std::initializer_list<const void*> arrays) {
-  bool ok = n % cuda::kVector<T> == 0;
-  for (const void* p : arrays) ok = ok && cuda::aligned_16(p);
-  return ok;
+  return n % cuda::kVector<T> == 0 && cuda::aligned_16(arrays);
 }
 
 }  // namespace

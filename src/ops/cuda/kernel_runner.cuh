@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
@@ -130,6 +131,11 @@ template <class T>
 constexpr int kVector = 16 / int(sizeof(T));
 
 inline bool aligned_16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+inline bool aligned_16(std::initializer_list<const void*> arrays) {
+  for (const void* p : arrays)
+    if (!aligned_16(p)) return false;
+  return true;
+}
 
 // The machine word of an access of Bytes bytes.
 template <int Bytes>

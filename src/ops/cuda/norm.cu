@@ -185,8 +185,7 @@ template <class T>
 int vector_width(const NormArgs<T>& a) {
   constexpr int N = cuda::kVector<T>;
   bool ok = a.dim % N == 0;
-  const void* pointers[] = {a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz};
-  for (const void* p : pointers) ok = ok && cuda::aligned_16(p);
+  ok = ok && cuda::aligned_16({a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz});
   const int64_t strides[] = {a.ldx, a.ldz, a.ldy, a.lddy, a.lddx, a.lddz};
   for (int64_t ld : strides) ok = ok && ld % N == 0;
   return ok ? N : 1;
