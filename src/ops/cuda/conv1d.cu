@@ -56,16 +56,36 @@ DT_HD void sequence_of(const ConvArgs<T>& a, int64_t t, int64_t* start, int64_t*
   *end = a.cu[lo + 1];
 }
 
-// Pre-activation of output token t (inside a sequence starting at `start`), channel c.
-template <class T>
-DT_HD float preactivation(const ConvArgs<T>& a, int64_t start, int64_t t, int64_t c) {
-  float p = 0.0f;
-  for (int j = 0; j < a.K; ++j) {
-    const int64_t src = t - (a.K - 1) + j;
-    if (src >= start) p += to_float(a.w[c * a.K + j]) * to_float(a.x[src * a.ldx + c]);
+// One channel's sliding window, shared by the forward and backward walks: the taps right-aligned in
+// kW slots with zeros before them (every loop has a fixed trip count, the arrays stay in
+// registers), and the last kW inputs, xw[kW − 1 − i] = x[o − i] once output o's input is in.
+template <int kW>
+struct ConvWindow {
+  float wp[kW];  // wp[kW − K + j] = w[c, j]
+  float xw[kW];
+
+  template <class T>
+  DT_HD void load_taps(const ConvArgs<T>& a, int64_t c) {
+    for (int i = 0; i < kW; ++i)
+      wp[i] = i >= kW - a.K ? to_float(a.w[c * a.K + i - (kW - a.K)]) : 0.0f;
   }
-  return p;
-}
+  // Before output t of a sequence starting at `start`: the K − 1 inputs before t inside it.
+  template <class T>
+  DT_HD void begin(const ConvArgs<T>& a, int64_t c, int64_t t, int64_t start) {
+    for (int i = 0; i < kW; ++i) {
+      const int64_t src = t - kW + i;
+      xw[i] = src >= start && src > t - a.K ? to_float(a.x[src * a.ldx + c]) : 0.0f;
+    }
+  }
+  // Shifts in the input of the next output and returns that output's pre-activation.
+  DT_HD float shift_in(float x) {
+    for (int i = 0; i + 1 < kW; ++i) xw[i] = xw[i + 1];
+    xw[kW - 1] = x;
+    float p = 0.0f;
+    for (int i = 0; i < kW; ++i) p += wp[i] * xw[i];
+    return p;
+  }
+};
 
 // The forward, the same walk as the backward below (one thread per channel and slice of tokens,
 // a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
@@ -76,23 +96,18 @@ struct ConvForwardBody {
   T* y;
   int64_t slice_tokens;
   DT_HD void operator()(const Block& b, int bx, int by, int, char*) const {
-    const int K = a.K;
     const int64_t slice_begin = int64_t(by) * slice_tokens;
     const int64_t slice_end = cuda::min_of(a.tokens, slice_begin + slice_tokens);
     for (int e = b.thread; e < kThreads; e += b.threads) {
       const int64_t c = int64_t(bx) * kThreads + e;
       if (c >= a.C) continue;
-      float wp[kW];  // wp[kW − K + j] = w[c, j], zeros before
-      for (int i = 0; i < kW; ++i) wp[i] = i >= kW - K ? to_float(a.w[c * K + i - (kW - K)]) : 0.0f;
+      ConvWindow<kW> win;
+      win.load_taps(a, c);
       for (int64_t t = slice_begin; t < slice_end;) {
         int64_t start, end;
         sequence_of(a, t, &start, &end);
         const int64_t rows_end = cuda::min_of(end, slice_end);
-        float xw[kW];  // as in the backward: xw[kW − 1 − i] = x[o − i] once x[o] is shifted in
-        for (int i = 0; i < kW; ++i) {
-          const int64_t src = t - kW + i;
-          xw[i] = src >= start && src > t - K ? to_float(a.x[src * a.ldx + c]) : 0.0f;
-        }
+        win.begin(a, c, t, start);
         for (int64_t o0 = t; o0 < rows_end; o0 += kAhead) {
           float xs[kAhead];
 #pragma unroll
@@ -102,11 +117,7 @@ struct ConvForwardBody {
           for (int u = 0; u < kAhead; ++u) {
             const int64_t o = o0 + u;
             if (o >= rows_end) break;
-            for (int i = 0; i + 1 < kW; ++i) xw[i] = xw[i + 1];
-            xw[kW - 1] = xs[u];
-            float p = 0.0f;
-            for (int i = 0; i < kW; ++i) p += wp[i] * xw[i];
-            y[o * a.C + c] = from_float<T>(cuda::siluf(p));
+            y[o * a.C + c] = from_float<T>(cuda::siluf(win.shift_in(xs[u])));
           }
         }
         t = rows_end;
@@ -141,12 +152,11 @@ struct ConvBackwardBody {
     for (int e = b.thread; e < kThreads; e += b.threads) {
       const int64_t c = int64_t(bx) * kThreads + e;
       if (c >= a.C) continue;
-      // wp[kW − K + j] = w[c, j] (pairs with the x window), wr[j] = w[c, j] (with the dp ring).
-      float wp[kW], wr[kW];
-      for (int i = 0; i < kW; ++i) {
-        wp[i] = i >= kW - K ? to_float(a.w[c * K + i - (kW - K)]) : 0.0f;
-        wr[i] = i < K ? to_float(a.w[c * K + i]) : 0.0f;
-      }
+      // The taps right-aligned with the x window, and wr[j] = w[c, j] left-aligned with the dp ring.
+      ConvWindow<kW> win;
+      win.load_taps(a, c);
+      float wr[kW];
+      for (int i = 0; i < kW; ++i) wr[i] = i < K ? to_float(a.w[c * K + i]) : 0.0f;
       float dw[kW] = {};  // dw[kW − K + j]: tap j
       for (int64_t t = slice_begin; t < slice_end;) {
         int64_t start, end;
@@ -154,12 +164,7 @@ struct ConvBackwardBody {
         const int64_t rows_end = cuda::min_of(end, slice_end);         // dx rows [t, rows_end)
         const int64_t outputs_end = cuda::min_of(end, slice_end + K - 1);  // real dp [t, ..)
         const int64_t steps_end = rows_end + K - 1;  // the last row's dx is complete here
-        // xw[kW − 1 − i] = x[o − i] after output o's input is shifted in; before o = t:
-        float xw[kW];
-        for (int i = 0; i < kW; ++i) {
-          const int64_t src = t - kW + i;
-          xw[i] = src >= start && src > t - K ? to_float(a.x[src * a.ldx + c]) : 0.0f;
-        }
+        win.begin(a, c, t, start);
         float dq[kW] = {};  // dq[i] = dp[o − i]
         for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
           float xs[kAhead], dys[kAhead];
@@ -174,13 +179,10 @@ struct ConvBackwardBody {
           for (int u = 0; u < kAhead; ++u) {
             const int64_t o = o0 + u;
             if (o >= steps_end) break;
-            for (int i = 0; i + 1 < kW; ++i) xw[i] = xw[i + 1];
-            xw[kW - 1] = xs[u];
-            float p = 0.0f;
-            for (int i = 0; i < kW; ++i) p += wp[i] * xw[i];
+            const float p = win.shift_in(xs[u]);
             const float dp = o < outputs_end ? dys[u] * cuda::silu_gradf(p) : 0.0f;
             if (partials && o < rows_end)
-              for (int i = 0; i < kW; ++i) dw[i] += dp * xw[i];
+              for (int i = 0; i < kW; ++i) dw[i] += dp * win.xw[i];
             for (int i = kW - 1; i > 0; --i) dq[i] = dq[i - 1];
             dq[0] = dp;
             const int64_t row = o - (K - 1);
