@@ -7,13 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <unistd.h>
 
 #include "cuda/require_gpu.h"
 #include "core/cuda/cuda_check.h"
 #include "cuda/model_checks.h"
 #include "io/json_file.h"
+#include "test_util.h"
 #include "train/train_config.h"
 #include "train/cuda/step_cuda.h"
 #include "train/trainer.h"
@@ -108,21 +108,7 @@ TEST(ModelCuda, TrainOnGpu) {
   ModelConfig mc = preset_config("tiny");
   mc.vocab_size = 64;
   Model::random(mc, DType::BF16, 3).save((dir / "model").string());
-  {
-    std::ofstream data(dir / "data.jsonl");
-    Rng rng(5);
-    for (int row = 0; row < 40; ++row) {
-      const int64_t start = int64_t(rng.next_u64() % 32), len = 8 + int64_t(rng.next_u64() % 20);
-      std::string ids = "[", labels = "[";
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t tok = 10 + (start + i) % 32;
-        if (i) ids += ",", labels += ",";
-        ids += std::to_string(tok);
-        labels += std::to_string(i < 3 ? -100 : tok);
-      }
-      data << "{\"input_ids\": " << ids << "], \"labels\": " << labels << "]}\n";
-    }
-  }
+  write_counting_dataset((dir / "data.jsonl").string(), 40);
   const std::string yaml = str_cat(
       "base_model: ", (dir / "model").string(), "\ndatasets:\n  - path: ", (dir / "data.jsonl").string(),
       "\nlora_target_linear: true\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.1\n",
