@@ -270,6 +270,39 @@ DT_HD void copy_tile_async(const Block& b, T* dst, int ld, int R, int Cn, const 
   load_tile(b, dst, ld, R, Cn, src, stride, rows, cols);
 }
 
+// copy_tile_async for a tile whose shape is known at compile time (R rows of Cn elements, shared
+// row stride LD), copied by a block of Threads threads: each thread keeps one column and steps
+// down the rows, so a 16-byte copy costs a pointer step and a row test, where the general one
+// derives its row and column from a flat index (~30 instructions a copy: the sequential kernels'
+// profile, docs/performance.md). The caller guarantees whole 16-byte vectors: cols and stride
+// multiples of 16 bytes, src 16-byte aligned (fixed_copies_fit). On the host: copy_tile_async.
+template <int R, int Cn, int LD, int Threads, class T>
+DT_HD void copy_fixed_tile_async(const Block& b, T* dst, const T* src, int64_t stride, int rows,
+                                 int cols) {
+#if defined(__CUDA_ARCH__)
+  constexpr int V = kPad<T>, kPerRow = Cn / V, kTotal = R * kPerRow;
+  constexpr int kCopiers = kTotal < Threads ? kTotal : Threads, kRowStep = kCopiers / kPerRow;
+  static_assert(Cn % V == 0 && LD % V == 0, "rows of whole 16-byte vectors");
+  static_assert(kCopiers % kPerRow == 0 && kTotal % kCopiers == 0, "a fixed column a thread");
+  if (b.thread >= kCopiers) return;
+  const int c = (b.thread % kPerRow) * V, r0 = b.thread / kPerRow;
+  const bool column_valid = c < cols;
+  const T* from = src + r0 * stride + c;
+  const unsigned to = unsigned(__cvta_generic_to_shared(dst + r0 * LD + c));
+#pragma unroll
+  for (int i = 0; i < kTotal / kCopiers; ++i) {
+    const bool valid = column_valid && r0 + i * kRowStep < rows;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                     to + unsigned(i * kRowStep * LD * sizeof(T))),
+                 "l"(__cvta_generic_to_global(valid ? from : src)), "r"(valid ? 16 : 0)
+                 : "memory");
+    from += kRowStep * stride;
+  }
+#else
+  copy_tile_async(b, dst, LD, R, Cn, src, stride, rows, cols);
+#endif
+}
+
 DT_HD void async_wait() {
 #if defined(__CUDA_ARCH__)
   asm volatile("cp.async.wait_all;\n" ::: "memory");

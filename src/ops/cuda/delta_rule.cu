@@ -27,7 +27,7 @@
 // stay float. For bf16 on the GPU the sequential kernels are RecurrenceMmaBody and ReverseMmaBody
 // (delta_rule_recurrence_mma.cuh: the state in mma.sync registers across the whole sequence, the
 // key dim split over two warps); the block_tile.cuh versions above (the state in shared memory)
-// serve float and the host emulation. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j,
+// serve float, the host emulation, and head dims or arrays that 16-byte copies do not fit. Exponents are ≤ 0 everywhere: exp(Γ_i − Γ_j) with i ≥ j,
 // exp(Γ_i), exp(Γ_last − Γ_i).
 #include <omp.h>
 
@@ -210,6 +210,16 @@ MmaShape mma_shape(const Dims& d, int requested_block, int requested_split, bool
 static_assert(cuda::MmaRecurrenceTiles::kDK == kDeltaRuleCudaMaxHeadDim,
               "the register-state kernels pad the key dim to the largest one allowed");
 
+// The register-state kernels copy their tiles in whole 16-byte vectors (copy_fixed_tile_async):
+// head dims that are multiples of 8 and 16-byte aligned arrays. Elsewhere the block_tile.cuh
+// kernels run.
+bool fixed_copies_fit(const Dims& d, std::initializer_list<const void*> arrays) {
+  if (d.dk % 8 != 0 || d.dv % 8 != 0) return false;
+  for (const void* p : arrays)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
 // Calls f(std::integral_constant<int, NW>{}, std::integral_constant<int, KS>{}).
 template <class F>
 void with_mma_shape(const MmaShape& m, F&& f) {
@@ -249,9 +259,10 @@ void run_forward(const Runner& run, const Dims& d, const Table& tab, int request
     run("gated delta rule: chunk prep (forward)", Prep{d, tab, q, k, v, nullptr, g, beta, ws},
         dim3(d.num_chunks, d.Hv), Prep::smem_bytes(d));
   });
-  // The sequential kernel: the state in registers for bf16 on the GPU, block_tile.cuh's otherwise.
+  // The sequential kernel: the state in registers for bf16 on the GPU (where its 16-byte copies
+  // fit), block_tile.cuh's otherwise.
   if constexpr (std::is_same_v<T, cuda::bf16>) {
-    if (!run.emulate) {
+    if (!run.emulate && fixed_copies_fit(d, {k, workspace})) {
       with_mma_shape(mma_shape(d, requested_block, requested_split, false), [&](auto nw, auto ks) {
         constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
         using Rec = cuda::RecurrenceMmaBody<NW, false, KS>;
@@ -287,7 +298,7 @@ void run_backward_recurrences(const Runner& run, const Dims& d, const Table& tab
                               const Workspace<T>& ws) {
   const char* name = "gated delta rule: recurrences (forward recompute + reverse)";
   if constexpr (std::is_same_v<T, cuda::bf16>) {
-    if (!run.emulate) {
+    if (!run.emulate && fixed_copies_fit(d, {q, k, d_out, ws.gamma})) {
       with_mma_shape(mma_shape(d, requested_block, requested_split, true), [&](auto nw, auto ks) {
         constexpr int NW = decltype(nw)::value, KS = decltype(ks)::value;
         using Both = cuda::BothRecurrencesMmaBody<NW, KS>;

@@ -70,6 +70,27 @@ struct KeySplit {
   }
 };
 
+// exp(x) for a token inside the chunk, 0 past its end, without a branch: the exponential is taken
+// either way (of 0 past the end) and then selected, so the epilogues compile to straight-line
+// code; a branch around each one cost ~25 instructions an element (docs/performance.md).
+DT_HD float exp_within(bool inside, float x) {
+  const float e = expf(inside ? x : 0.0f);
+  return inside ? e : 0.0f;
+}
+
+// b_i = exp(Γ_last − Γ_i) of the tokens i = 8j + 2q + e (e = 0, 1) of a lane's C fragments, zero
+// past the chunk's end: one exponential a token, shared by the fragment's two columns.
+DT_HD void decays_to_end(const float* gamma, int n, int q, float (&b)[8][2]) {
+  const float gamma_last = gamma[n - 1];
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int i = 8 * j + 2 * q + e;
+      b[j][e] = exp_within(i < n, gamma_last - gamma[i]);
+    }
+}
+
 // One block of NW·KS warps per (sequence, value head, 16·NW state columns) (KeySplit). Per chunk,
 // with Sᵀ the warp's slice of the state entering it:
 //   V'ᵀ = Uᵀ − Sᵀ Wᵀ,   Oᵀ = O_localᵀ + Sᵀ Q̃ᵀ (forward),   Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K
@@ -112,12 +133,18 @@ struct RecurrenceMmaBody {
     c.take<float>(kExchange);
     return c.used;
   }
-  // Stage i (0 or 1) by value: its pointers are selected in registers (a reference to one of two
-  // structs would put them in local memory).
+  // The bytes of one stage, a multiple of 128: the second starts where a second carve would.
+  DT_HD static size_t stage_bytes() {
+    SmemCarver c{nullptr};
+    carve(c);
+    return (c.used + 127) / 128 * 128;
+  }
+  // Stage i (0 or 1) by value, at an offset from the shared base: the pointers stay in the shared
+  // space (selecting between two stages' pointers made the plain loads through them generic, LD
+  // not LDS), and in registers (a reference to one of two structs would put them in local memory).
   DT_HD static Stage stage(char* smem, int i) {
-    SmemCarver c{smem};
-    const Stage first = carve(c);
-    return i == 0 ? first : carve(c);
+    SmemCarver c{smem + i * stage_bytes()};
+    return carve(c);
   }
   DT_HD static float* exchange(char* smem) {
     SmemCarver c{smem};
@@ -126,21 +153,30 @@ struct RecurrenceMmaBody {
     return c.take<float>(kExchange);
   }
 
+  // A chunk's tile over the key dim (C × kDK bf16) and one over the block's value columns
+  // (C × kCols floats).
+  DT_HD static void copy_keys(const Block& blk, bf16* dst, const bf16* src, int64_t stride, int rows,
+                              int cols) {
+    copy_fixed_tile_async<C, kDK, kLd, kThreads>(blk, dst, src, stride, rows, cols);
+  }
+  DT_HD static void copy_values(const Block& blk, float* dst, const float* src, int64_t stride,
+                                int rows, int cols) {
+    copy_fixed_tile_async<C, kCols, kLdF, kThreads>(blk, dst, src, stride, rows, cols);
+  }
+
   DT_HD void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(c) * d.Hv + h;
     const int cols = d.DV - v0 < kCols ? d.DV - v0 : kCols;
-    copy_tile_async(blk, s.W, kLd, C, kDK, ws.W + ch * C * d.DK, d.DK, C, d.DK);
-    copy_tile_async(blk, s.K, kLd, C, kDK, k + (int64_t(t0) * d.Hk + kh) * d.dk,
-                    int64_t(d.Hk) * d.dk, n, d.dk);
+    copy_keys(blk, s.W, ws.W + ch * C * d.DK, d.DK, C, d.DK);
+    copy_keys(blk, s.K, k + (int64_t(t0) * d.Hk + kh) * d.dk, int64_t(d.Hk) * d.dk, n, d.dk);
     if (!kStore) {
-      copy_tile_async(blk, s.Qt, kLd, C, kDK, ws.Qt + ch * C * d.DK, d.DK, C, d.DK);
-      copy_tile_async(blk, s.Qt_lo, kLd, C, kDK, ws.Qt_lo + ch * C * d.DK, d.DK, C, d.DK);
-      copy_tile_async(blk, s.O_local, kLdF, C, kCols, ws.O_local + ch * C * d.DV + v0, d.DV, C,
-                      cols);
+      copy_keys(blk, s.Qt, ws.Qt + ch * C * d.DK, d.DK, C, d.DK);
+      copy_keys(blk, s.Qt_lo, ws.Qt_lo + ch * C * d.DK, d.DK, C, d.DK);
+      copy_values(blk, s.O_local, ws.O_local + ch * C * d.DV + v0, d.DV, C, cols);
     }
-    copy_tile_async(blk, s.U, kLdF, C, kCols, ws.U + ch * C * d.DV + v0, d.DV, C, cols);
-    copy_tile_async(blk, s.gamma, C, 1, C, ws.gamma + ch * C, C, 1, C);
+    copy_values(blk, s.U, ws.U + ch * C * d.DV + v0, d.DV, C, cols);
+    copy_fixed_tile_async<1, C, C, kThreads>(blk, s.gamma, ws.gamma + ch * C, C, 1, C);
     async_commit();
   }
 
@@ -191,14 +227,19 @@ struct RecurrenceMmaBody {
     const int g = lane >> 2, q = lane & 3, dk0 = split.dk0;
     const int t0 = tab.t0[c], n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
-    if (kStore)  // the state entering the chunk, for ChunkGradBody (padded rows and columns too)
+    // Stores address this lane's first column of the chunk plus 32-bit offsets (row · stride +
+    // 8 (r / 2)): 64-bit index arithmetic per element was a large share of the instructions.
+    const int lane_col = v0 + col0 + g;
+    if (kStore) {  // the state entering the chunk, for ChunkGradBody (padded rows and columns too)
+      float* const state = ws.states + ch * d.DK * d.DV + lane_col;
 #pragma unroll
       for (int j = 0; j < kTiles; ++j)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int m = dk0 + 8 * j + 2 * q + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
-          if (m < d.DK) ws.states[ch * d.DK * d.DV + int64_t(m) * d.DV + v] = S[j][r];
+          const int m = dk0 + 8 * j + 2 * q + (r & 1);
+          if (m < d.DK) state[m * d.DV + 8 * (r >> 1)] = S[j][r];
         }
+    }
 
     // P = Sᵀ Wᵀ and O = Sᵀ Q̃ᵀ [16 columns × C tokens], over this warp's key rows 16 at a time.
     // The products into one accumulator are ordered 4 apart (hi terms of 4 tiles, then their lo
@@ -246,6 +287,13 @@ struct RecurrenceMmaBody {
 
     // V' = U − P (stored for the backward), the output, and diag(b) V' in place of P.
     const float gamma_last = s.gamma[n - 1];
+    float b[8][2];
+    decays_to_end(s.gamma, n, q, b);
+    const int64_t at_chunk = ch * C * d.DV + lane_col;
+    bf16* const v_new_hi = ws.V_new + at_chunk;
+    bf16* const v_new_lo = ws.V_new_lo ? ws.V_new_lo + at_chunk : nullptr;
+    bf16* const out_lane = kStore ? nullptr : out + (int64_t(t0) * d.Hv + h) * d.dv + lane_col;
+    const int out_row = d.Hv * d.dv;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -253,13 +301,12 @@ struct RecurrenceMmaBody {
         const int i = 8 * j + 2 * q + (r & 1), col = col0 + g + 8 * (r >> 1);
         const float v_new = s.U[i * kLdF + col] - P[j][r];
         if (kStore) {
-          if (split.writes(j))
-            store_split(ws.V_new, ws.V_new_lo, (ch * C + i) * d.DV + v0 + col, v_new);
+          if (split.writes(j)) store_split(v_new_hi, v_new_lo, i * d.DV + 8 * (r >> 1), v_new);
         } else if (split.writes(j) && i < n && v0 + col < d.dv) {
-          out[(int64_t(t0 + i) * d.Hv + h) * d.dv + v0 + col] =
+          out_lane[i * out_row + 8 * (r >> 1)] =
               from_float<bf16>(s.O_local[i * kLdF + col] + O[j][r]);
         }
-        P[j][r] = i < n ? expf(gamma_last - s.gamma[i]) * v_new : 0.0f;
+        P[j][r] = i < n ? b[j][r & 1] * v_new : 0.0f;
       }
 
     // Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K on this warp's key rows, over the chunk's tokens.
@@ -328,10 +375,14 @@ struct ReverseMmaBody {
     c.take<float>(kExchange);
     return c.used;
   }
-  DT_HD static Stage stage(char* smem, int i) {  // as RecurrenceMmaBody's
-    SmemCarver c{smem};
-    const Stage first = carve(c);
-    return i == 0 ? first : carve(c);
+  DT_HD static size_t stage_bytes() {  // as RecurrenceMmaBody's
+    SmemCarver c{nullptr};
+    carve(c);
+    return (c.used + 127) / 128 * 128;
+  }
+  DT_HD static Stage stage(char* smem, int i) {
+    SmemCarver c{smem + i * stage_bytes()};
+    return carve(c);
   }
   DT_HD static float* exchange(char* smem) {
     SmemCarver c{smem};
@@ -340,18 +391,25 @@ struct ReverseMmaBody {
     return c.take<float>(kExchange);
   }
 
+  DT_HD static void copy_keys(const Block& blk, bf16* dst, const bf16* src, int64_t stride, int rows,
+                              int cols) {  // as RecurrenceMmaBody's
+    copy_fixed_tile_async<C, kDK, kLd, kThreads>(blk, dst, src, stride, rows, cols);
+  }
+
   DT_HD void issue(const Block& blk, const Stage& s, int c, int h, int v0) const {
     const int t0 = tab.t0[c], n = tab.len[c], kh = h / d.heads_per_key;
     const int64_t ch = int64_t(c) * d.Hv + h;
     const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * d.dk, qk_row = int64_t(d.Hk) * d.dk;
-    copy_tile_async(blk, s.K, kLd, C, kDK, k + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.Q, kLd, C, kDK, q + qk_at, qk_row, n, d.dk);
-    copy_tile_async(blk, s.W, kLd, C, kDK, ws.W + ch * C * d.DK, d.DK, C, d.DK);
-    copy_tile_async(blk, s.dO, kLdO, C, kCols, d_out + (int64_t(t0) * d.Hv + h) * d.dv + v0,
-                    int64_t(d.Hv) * d.dv, n, d.dv - v0 < kCols ? d.dv - v0 : kCols);
-    copy_tile_async(blk, s.dV_local, kLdF, C, kCols, ws.dV_local + ch * C * d.DV + v0, d.DV, C,
-                    d.DV - v0 < kCols ? d.DV - v0 : kCols);
-    copy_tile_async(blk, s.gamma, C, 1, C, ws.gamma + ch * C, C, 1, C);
+    copy_keys(blk, s.K, k + qk_at, qk_row, n, d.dk);
+    copy_keys(blk, s.Q, q + qk_at, qk_row, n, d.dk);
+    copy_keys(blk, s.W, ws.W + ch * C * d.DK, d.DK, C, d.DK);
+    copy_fixed_tile_async<C, kCols, kLdO, kThreads>(
+        blk, s.dO, d_out + (int64_t(t0) * d.Hv + h) * d.dv + v0, int64_t(d.Hv) * d.dv, n,
+        d.dv - v0 < kCols ? d.dv - v0 : kCols);
+    copy_fixed_tile_async<C, kCols, kLdF, kThreads>(blk, s.dV_local,
+                                                    ws.dV_local + ch * C * d.DV + v0, d.DV, C,
+                                                    d.DV - v0 < kCols ? d.DV - v0 : kCols);
+    copy_fixed_tile_async<1, C, C, kThreads>(blk, s.gamma, ws.gamma + ch * C, C, 1, C);
     async_commit();
   }
 
@@ -402,12 +460,14 @@ struct ReverseMmaBody {
     const int g = lane >> 2, qq = lane & 3, dk0 = split.dk0;
     const int n = tab.len[c];
     const int64_t ch = int64_t(c) * d.Hv + h;
+    const int lane_col = v0 + col0 + g;  // stores as RecurrenceMmaBody's
+    float* const d_state = ws.d_states + ch * d.DK * d.DV + lane_col;
 #pragma unroll
     for (int j = 0; j < kTiles; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int m = dk0 + 8 * j + 2 * qq + (r & 1), v = v0 + col0 + g + 8 * (r >> 1);
-        if (m < d.DK) ws.d_states[ch * d.DK * d.DV + int64_t(m) * d.DV + v] = dS[j][r];
+        const int m = dk0 + 8 * j + 2 * qq + (r & 1);
+        if (m < d.DK) d_state[m * d.DV + 8 * (r >> 1)] = dS[j][r];
       }
 
     // X = dSᵀ Kᵀ [16 columns × C tokens], ordered as RecurrenceMmaBody's products.
@@ -433,15 +493,19 @@ struct ReverseMmaBody {
 
     // dV' = dV_local + diag(b) X (stored), kept negated in X for the update.
     const float gamma_last = s.gamma[n - 1];
+    float b[8][2];
+    decays_to_end(s.gamma, n, qq, b);
+    const int64_t at_chunk = ch * C * d.DV + lane_col;
+    bf16* const dv_new_hi = ws.dV_new + at_chunk;
+    bf16* const dv_new_lo = ws.dV_new_lo ? ws.dV_new_lo + at_chunk : nullptr;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int i = 8 * j + 2 * qq + (r & 1), col = col0 + g + 8 * (r >> 1);
-        const float b = i < n ? expf(gamma_last - s.gamma[i]) : 0.0f;
-        const float dv_new = s.dV_local[i * kLdF + col] + b * X[j][r];
+        const float dv_new = s.dV_local[i * kLdF + col] + b[j][r & 1] * X[j][r];
         if (split.writes(j))
-          store_split(ws.dV_new, ws.dV_new_lo, (ch * C + i) * d.DV + v0 + col, dv_new);
+          store_split(dv_new_hi, dv_new_lo, i * d.DV + 8 * (r >> 1), dv_new);
         X[j][r] = -dv_new;
       }
 
@@ -459,8 +523,8 @@ struct ReverseMmaBody {
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
         const int i = 16 * ks + 2 * qq + 8 * (x >> 1);
-        const float a0 = i < n ? expf(s.gamma[i]) : 0.0f;
-        const float a1 = i + 1 < n ? expf(s.gamma[i + 1]) : 0.0f;
+        const float a0 = exp_within(i < n, s.gamma[i]);
+        const float a1 = exp_within(i + 1 < n, s.gamma[i + 1]);
         const float2 y = mma::unpack(o.r[x]);
         mma::split2(a0 * y.x, a1 * y.y, o_hi.r[x], o_lo.r[x]);
       }
