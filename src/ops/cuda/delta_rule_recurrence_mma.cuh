@@ -241,75 +241,71 @@ struct RecurrenceMmaBody {
         }
     }
 
-    // P = Sᵀ Wᵀ and O = Sᵀ Q̃ᵀ [16 columns × C tokens], over this warp's key rows 16 at a time.
-    // The products into one accumulator are ordered 4 apart (hi terms of 4 tiles, then their lo
-    // terms), so that each waits on nothing: consecutive ones into the same tile would stall.
-    float P[8][4] = {}, O[8][4] = {};
+    // P = Sᵀ Wᵀ [16 columns × C tokens], over this warp's key rows 16 at a time. The products into
+    // one accumulator are ordered 4 apart (hi terms of 4 tiles, then their lo terms), so that each
+    // waits on nothing: consecutive ones into the same tile would stall. S's hi + lo fragments are
+    // kept for O = Sᵀ Q̃ᵀ (forward), which is off the state's chain: its products run between the
+    // update's below, filling their waits.
+    constexpr int kSlices = kTiles / 2;  // 16-row slices of this warp's key rows
+    float P[8][4] = {};
+    mma::FragA s_hi[kSlices], s_lo[kSlices];
 #pragma unroll
-    for (int ks = 0; ks < kTiles / 2; ++ks) {
+    for (int ks = 0; ks < kSlices; ++ks) {
       const int k0 = dk0 + 16 * ks;
       if (k0 >= d.DK) break;
-      mma::FragA hi, lo;
-      mma::split_a(S[2 * ks], S[2 * ks + 1], 1.0f, hi, lo);
-      if (kStore) {
+      mma::split_a(S[2 * ks], S[2 * ks + 1], 1.0f, s_hi[ks], s_lo[ks]);
 #pragma unroll
-        for (int p = 0; p < C / 16; p += 2) {
-          mma::FragB w[4];
-          mma::load_b_of_transposed(w[0], w[1], s.W, kLd, k0, 16 * p, lane);
-          mma::load_b_of_transposed(w[2], w[3], s.W, kLd, k0, 16 * p + 16, lane);
+      for (int p = 0; p < C / 16; p += 2) {
+        mma::FragB w[4];
+        mma::load_b_of_transposed(w[0], w[1], s.W, kLd, k0, 16 * p, lane);
+        mma::load_b_of_transposed(w[2], w[3], s.W, kLd, k0, 16 * p + 16, lane);
 #pragma unroll
-          for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], hi, w[t]);
+        for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], s_hi[ks], w[t]);
 #pragma unroll
-          for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], lo, w[t]);
-        }
-      } else {
-#pragma unroll
-        for (int p = 0; p < C / 16; ++p) {
-          mma::FragB w0, w1, q0, q1, l0, l1;
-          mma::load_b_of_transposed(w0, w1, s.W, kLd, k0, 16 * p, lane);
-          mma::load_b_of_transposed(q0, q1, s.Qt, kLd, k0, 16 * p, lane);
-          mma::load_b_of_transposed(l0, l1, s.Qt_lo, kLd, k0, 16 * p, lane);
-          mma::mma(P[2 * p], hi, w0);
-          mma::mma(P[2 * p + 1], hi, w1);
-          mma::mma(O[2 * p], hi, q0);
-          mma::mma(O[2 * p + 1], hi, q1);
-          mma::mma(P[2 * p], lo, w0);
-          mma::mma(P[2 * p + 1], lo, w1);
-          mma::mma(O[2 * p], lo, q0);
-          mma::mma(O[2 * p + 1], lo, q1);
-          mma::mma(O[2 * p], hi, l0);
-          mma::mma(O[2 * p + 1], hi, l1);
-        }
+        for (int t = 0; t < 4; ++t) mma::mma(P[2 * p + t], s_lo[ks], w[t]);
       }
     }
     split.add_partner(P, xch, warp, lane);
-    if (!kStore) split.add_partner(O, xch + NW * KS * 1024, warp, lane);
 
-    // V' = U − P (stored for the backward), the output, and diag(b) V' in place of P.
+    // V' = U − P (stored for the backward) and diag(b) V' in place of P.
     const float gamma_last = s.gamma[n - 1];
     float b[8][2];
     decays_to_end(s.gamma, n, q, b);
     const int64_t at_chunk = ch * C * d.DV + lane_col;
     bf16* const v_new_hi = ws.V_new + at_chunk;
     bf16* const v_new_lo = ws.V_new_lo ? ws.V_new_lo + at_chunk : nullptr;
-    bf16* const out_lane = kStore ? nullptr : out + (int64_t(t0) * d.Hv + h) * d.dv + lane_col;
-    const int out_row = d.Hv * d.dv;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int i = 8 * j + 2 * q + (r & 1), col = col0 + g + 8 * (r >> 1);
-        const float v_new = s.U[i * kLdF + col] - P[j][r];
-        if (kStore) {
-          if (split.writes(j)) store_split(v_new_hi, v_new_lo, i * d.DV + 8 * (r >> 1), v_new);
-        } else if (split.writes(j) && i < n && v0 + col < d.dv) {
-          out_lane[i * out_row + 8 * (r >> 1)] =
-              from_float<bf16>(s.O_local[i * kLdF + col] + O[j][r]);
-        }
+        const int i = 8 * j + 2 * q + (r & 1);
+        const float v_new = s.U[i * kLdF + col0 + g + 8 * (r >> 1)] - P[j][r];
+        if (kStore && split.writes(j))
+          store_split(v_new_hi, v_new_lo, i * d.DV + 8 * (r >> 1), v_new);
         P[j][r] = i < n ? b[j][r & 1] * v_new : 0.0f;
       }
 
-    // Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K on this warp's key rows, over the chunk's tokens.
+    // O += S's key slice ks times Q̃ᵀ (hi · hi, lo · hi, hi · lo), for every token tile.
+    float O[8][4] = {};
+    auto output_products = [&](int ks) {
+      if constexpr (kStore) return;
+      const int k0 = dk0 + 16 * ks;
+#pragma unroll
+      for (int p = 0; p < C / 16 && k0 < d.DK; ++p) {
+        mma::FragB q0, q1, l0, l1;
+        mma::load_b_of_transposed(q0, q1, s.Qt, kLd, k0, 16 * p, lane);
+        mma::load_b_of_transposed(l0, l1, s.Qt_lo, kLd, k0, 16 * p, lane);
+        mma::mma(O[2 * p], s_hi[ks], q0);
+        mma::mma(O[2 * p + 1], s_hi[ks], q1);
+        mma::mma(O[2 * p], s_lo[ks], q0);
+        mma::mma(O[2 * p + 1], s_lo[ks], q1);
+        mma::mma(O[2 * p], s_hi[ks], l0);
+        mma::mma(O[2 * p + 1], s_hi[ks], l1);
+      }
+    };
+
+    // Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K on this warp's key rows, over the chunk's tokens, with
+    // the output's products between.
     const float a_last = expf(gamma_last);
 #pragma unroll
     for (int j = 0; j < kTiles; ++j)
@@ -331,7 +327,25 @@ struct RecurrenceMmaBody {
 #pragma unroll
         for (int t = 0; t < 4; ++t) mma::mma(S[2 * p + t], lo, b[t]);
       }
+      if (ks < kSlices) output_products(ks);
     }
+#pragma unroll
+    for (int ks = C / 16; ks < kSlices; ++ks) output_products(ks);
+    if (kStore) return;
+
+    // The output: O_local + O, the pair's partials summed.
+    split.add_partner(O, xch + NW * KS * 1024, warp, lane);
+    bf16* const out_lane = out + (int64_t(t0) * d.Hv + h) * d.dv + lane_col;
+    const int out_row = d.Hv * d.dv;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int i = 8 * j + 2 * q + (r & 1), col = col0 + g + 8 * (r >> 1);
+        if (split.writes(j) && i < n && v0 + col < d.dv)
+          out_lane[i * out_row + 8 * (r >> 1)] =
+              from_float<bf16>(s.O_local[i * kLdF + col] + O[j][r]);
+      }
   }
 };
 
