@@ -348,10 +348,17 @@ void run_backward(const Runner& run, const Dims& d, const Table& tab, int reques
         Grad::smem_bytes(d));
   });
   if (d.heads_per_key > 1) {
-    using Reduce = cuda::ReduceHeadsBody<T>;
-    const int64_t total = d.tokens * d.Hk * d.dk;
-    run("gated delta rule: dq, dk over value heads", Reduce{d, ws.dqk_heads, dq, dk},
-        dim3(unsigned((total + Reduce::kPerBlock - 1) / Reduce::kPerBlock)), 0);
+    auto reduce = [&](auto v) {
+      using Reduce = cuda::ReduceHeadsBody<T, decltype(v)::value>;
+      const int64_t total = d.tokens * d.Hk * d.dk;
+      run("gated delta rule: dq, dk over value heads", Reduce{d, ws.dqk_heads, dq, dk},
+          dim3(unsigned((total + Reduce::kPerBlock - 1) / Reduce::kPerBlock)), 0);
+    };
+    // The workspace's rows start 16-byte aligned when dk % 4 == 0 (carve_workspace aligns it).
+    if (d.dk % 4 == 0)
+      reduce(std::integral_constant<int, 4>{});
+    else
+      reduce(std::integral_constant<int, 1>{});
   }
 }
 
