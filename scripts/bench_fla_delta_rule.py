@@ -93,6 +93,18 @@ def main():
           f"(median of 20; T={T} H={H} HV={HV} D={D} bf16); GPU memory peak {peak / 2**20:.1f} MiB "
           f"(inputs and do {base / 2**20:.1f} MiB of it)", flush=True)
 
+    # The same calls' kernels alone (torch.profiler: the sum of their GPU durations, median of 5
+    # calls): the timing above also holds whatever time the GPU waited for Python to launch them.
+    from torch.profiler import ProfilerActivity, profile
+    sums = []
+    for _ in range(5):
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fla_forward_backward(chunk_gated_delta_rule, q, k, v, g, beta, do)
+            torch.cuda.synchronize()
+        sums.append(sum(e.device_time_total for e in prof.key_averages()) / 1000.0)
+    sums.sort()
+    print(f"flash-linear-attention chunk_gated_delta_rule: its kernels alone {sums[2]:.3f} ms a "
+          f"forward+backward (torch.profiler, sum of GPU kernel times, median of 5)", flush=True)
     # Errors against float64 on a shorter sequence (the reference is a Python loop); same heads
     # and dims, so no new autotuning.
     Tc, Hc = 1024, H
