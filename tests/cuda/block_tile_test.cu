@@ -1,7 +1,9 @@
 // The tensor-core tile product (src/ops/cuda/block_tile.cuh) on the GPU, for every combination of
 // transposed operands and split (hi + lo) operands, against a float64 product on the host of the
 // very bf16 values it was given. Its host emulation is a plain loop; this is the one place the
-// wmma fragments' layouts are checked on their own.
+// wmma fragments' layouts are checked on their own. Also the fixed-shape asynchronous tile copy
+// (copy_fixed_tile_async) against the tile it should leave: values, zeros past the valid rows and
+// columns, the padding untouched.
 //
 // Tolerance: 1e-5 of the largest |element| of C. The products of bf16 values are exact in float;
 // only float accumulation rounds (eps 6e-8 over sums of 80 terms of mixed sign).
@@ -119,6 +121,63 @@ TEST(CudaBlockTile, ProductsMatchFloat64) {
       }
   testing_util::report("tile product (wmma and mma.sync bf16, float accumulation) vs float64",
                        worst);
+}
+
+// One block copies a tile with copy_fixed_tile_async into shared memory filled with a sentinel,
+// then writes the whole padded tile (R × LD) back.
+template <int R, int Cn, int LD, int Threads, class T>
+__global__ void fixed_copy_kernel(const T* src, int64_t stride, int rows, int cols, T sentinel,
+                                  T* out) {
+  extern __shared__ __align__(128) char smem[];
+  T* tile = reinterpret_cast<T*>(smem);
+  const Block blk{int(threadIdx.x), int(blockDim.x)};
+  for (int e = blk.thread; e < R * LD; e += blk.threads) tile[e] = sentinel;
+  blk.sync();
+  cuda::copy_fixed_tile_async<R, Cn, LD, Threads>(blk, tile, src, stride, rows, cols);
+  cuda::async_commit();
+  cuda::async_wait();
+  blk.sync();
+  for (int e = blk.thread; e < R * LD; e += blk.threads) out[e] = tile[e];
+}
+
+template <int R, int Cn, int LD, int Threads, class T>
+void check_fixed_copy(int rows, int cols, int64_t stride) {
+  std::vector<T> src(size_t(R * stride));
+  for (size_t i = 0; i < src.size(); ++i) src[i] = T(float(i % 1000) + 1.0f);
+  const T sentinel = T(-7.0f);
+  cuda::DeviceBuffer<T> dsrc(src), dout(size_t(R * LD));
+  const size_t smem = size_t(R * LD) * sizeof(T);
+  fixed_copy_kernel<R, Cn, LD, Threads, T><<<1, Threads, smem>>>(dsrc.data(), stride, rows, cols,
+                                                                 sentinel, dout.data());
+  DT_CUDA(cudaGetLastError());
+  DT_CUDA(cudaDeviceSynchronize());
+  const auto got = dout.download();
+  int wrong = 0;
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < LD; ++c) {
+      const float want = c >= Cn                 ? float(sentinel)
+                         : r < rows && c < cols ? float(src[size_t(r * stride + c)])
+                                                 : 0.0f;
+      if (float(got[size_t(r * LD + c)]) != want && ++wrong <= 5)
+        ADD_FAILURE() << "R=" << R << " Cn=" << Cn << " rows=" << rows << " cols=" << cols
+                      << ": element (" << r << ", " << c << ") is " << float(got[size_t(r * LD + c)])
+                      << ", want " << want;
+    }
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST(CudaBlockTile, FixedShapeCopies) {
+  DT_REQUIRE_GPU();
+  // The register-state recurrences' tiles: bf16 chunk × key dim, float chunk × value columns
+  // (16, 32, 64), a row of 64 floats; whole, short by rows and a vector of columns.
+  for (int rows : {64, 59, 1})
+    for (int cols : {128, 120, 8}) check_fixed_copy<64, 128, 136, 128, bf16>(rows, cols, 2048);
+  for (int rows : {64, 37})
+    for (int cols : {32, 28}) check_fixed_copy<64, 32, 36, 128, float>(rows, cols, 128);
+  check_fixed_copy<64, 16, 20, 64, float>(50, 16, 132);
+  check_fixed_copy<64, 64, 68, 256, float>(64, 60, 64);
+  check_fixed_copy<64, 32, 40, 256, bf16>(33, 24, 4096);
+  check_fixed_copy<1, 64, 64, 128, float>(1, 64, 64);
 }
 
 }  // namespace
