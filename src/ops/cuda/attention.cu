@@ -429,7 +429,13 @@ attention_mma::Args mma_args(const AttentionArgs<T>& g) {
 template <template <int> class Body>
 void launch_mma(const char* name, const attention_mma::Args& a, int head_dim, dim3 grid,
                 const cuda::Target& target) {
-  constexpr int threads = attention_mma::kThreads;
+  // Threads a block: the body's own kThreads where it has one (KeyValueGrad's 8 warps), else 4 warps.
+  constexpr int threads = [] {
+    if constexpr (requires { Body<64>::kThreads; })
+      return Body<64>::kThreads;
+    else
+      return attention_mma::kThreads;
+  }();
   switch (head_dim) {
     case 64: cuda::launch<threads>(target, name, Body<64>{a}, grid, Body<64>::shared_bytes()); break;
     case 128: cuda::launch<threads>(target, name, Body<128>{a}, grid, Body<128>::shared_bytes()); break;
@@ -513,10 +519,8 @@ void attention_cuda_backward(const AttentionShape& shape, const int64_t* cu_seql
       grid = tile_grid(max_seqlen, attention_mma::kRows, partials ? shape.heads : shape.kv_heads,
                        num_sequences);
       m.tiles_x = int(grid.x);
-      launch_mma<attention_mma::KeyGrad>("attention backward: dk (mma)", m, shape.head_dim, grid,
-                                         target);
-      launch_mma<attention_mma::ValueGrad>("attention backward: dv (mma)", m, shape.head_dim, grid,
-                                           target);
+      launch_mma<attention_mma::KeyValueGrad>("attention backward: dk, dv (mma)", m,
+                                              shape.head_dim, grid, target);
       if (partials) {
         using Sum = attention_mma::SumGroupPartials;
         const int64_t n = shape.tokens * shape.kv_heads * shape.head_dim;

@@ -8,13 +8,14 @@
 //   256, so two blocks share an SM.
 //   forward  own queries, key tiles of 64:   S = Q Kᵀ, online softmax, O += P V
 //   dQ       own queries, key tiles of 32:   dP = dO Vᵀ, S = Q Kᵀ, dS = P (dP − D), dQ += dS K
-//   dK       own keys, query tiles of 32 of one query head (float partials per head, summed over
-//            the group after: SumGroupPartials), or of the kv head's only one:
-//                                            dPᵀ = V dOᵀ, Sᵀ = K Qᵀ, dSᵀ, dK += dSᵀ Q
-//   dV       the same walk, query tiles of 32:   Sᵀ = K Qᵀ, dV += Pᵀ dO
-// dK and dV are separate kernels because [16 × 256] float accumulators of both do not fit one
-// warp's registers; dV recomputes Sᵀ (one product of seven). Deterministic: each output row is
-// summed by one warp in a fixed order. Exponentials in base 2 with the scale folded in.
+//   dK, dV   own keys, query tiles of 32 of one query head (float partials per head, summed over
+//            the group after: SumGroupPartials), or of the kv head's only one; 8 warps, a dK warp
+//            and a dV warp for each 16 keys ([16 × 256] float accumulators of both do not fit one
+//            warp's registers), trading P and dPᵀ through shared memory (KeyValueGrad):
+//                                  dK warp: Sᵀ = K Qᵀ, P;  dV warp: dPᵀ = V dOᵀ
+//                                  dK warp: dK += (P ∘ (dPᵀ − D)) Q;  dV warp: dV += Pᵀ dO
+// Deterministic: each output row is summed by one warp in a fixed order. Exponentials in base 2
+// with the scale folded in.
 // The generic kernels (attention.cu) remain the emulated path and the fallback for other shapes.
 #pragma once
 
@@ -316,11 +317,23 @@ __device__ void fetch_step_grads(const Args& a, const KeySteps& st, int step, in
 }
 #endif
 
+// dK and dV in one kernel of 8 warps: warps 0-3 own 16 key rows each of dK, warps 4-7 the same
+// rows of dV. Per query tile the dK warp computes Sᵀ = K Qᵀ and P, its dV partner dPᵀ = V dOᵀ; they
+// trade P and dPᵀ through shared memory (each a C fragment, read back in the same lane order), then
+// the dK warp adds dSᵀ Q = (P ∘ (dPᵀ − D)) Q and the dV warp Pᵀ dO: four products a tile for both,
+// where separate dK and dV kernels took five (dV recomputing Sᵀ), and two on each warp's chain
+// instead of three. The values are those the two kernels gave (same products, same order). Q and
+// dO are double-buffered (both groups read both in both phases); ~152 KiB at head dim 256, one
+// block an SM. Measured 10% faster for the whole backward at the 4B shape (docs/performance.md).
 template <int D>
-struct KeyGrad {
-  static constexpr int BC = 32, LD = D + 8;
+struct KeyValueGrad {
+  static constexpr int BC = 32, LD = D + 8, kWarps = 8, kThreads = 32 * kWarps;
+  static constexpr int kFragFloats = 16 * BC;  // one warp's C fragment of a 16 × BC tile
   Args a;
-  static size_t shared_bytes() { return tile_bytes<D>(2 * kRows + 2 * BC) + 2 * BC * sizeof(float); }
+  // K, V rows; two stages of Q, dO rows; two stages of lse (base 2) and D; P and dPᵀ of 4 pairs.
+  static size_t shared_bytes() {
+    return tile_bytes<D>(2 * kRows + 4 * BC) + (4 * BC + 2 * 4 * kFragFloats) * sizeof(float);
+  }
   DT_HD void operator()(const cuda::Block& b, int bx, int unit, int s, char* shared) const {
 #if defined(__CUDA_ARCH__)
     run(b.thread, bx, unit, s, reinterpret_cast<bf16*>(shared));
@@ -333,121 +346,101 @@ struct KeyGrad {
     const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
     if (k0 >= len) return;
     const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
-    bf16 *sv = sk + kRows * LD, *sq = sv + kRows * LD, *sdo = sq + BC * LD;
-    float* srow = reinterpret_cast<float*>(sdo + BC * LD);  // lse (base 2), then D
+    const bool dk_warp = warp < 4;
+    const int slice = warp % 4;  // the 16 key rows of the pair
+    // Stage i's Q rows at sq0 + i·BC·LD, its dO rows at sdo0 + i·BC·LD, its lse (base 2) and D at
+    // srow0 + i·2·BC (offsets, not arrays of pointers: those went to local memory).
+    bf16* sv = sk + kRows * LD;
+    bf16* sq0 = sv + kRows * LD;
+    bf16* sdo0 = sq0 + 2 * BC * LD;
+    float* srow0 = reinterpret_cast<float*>(sdo0 + 2 * BC * LD);
+    float* xp = srow0 + 4 * BC + slice * kFragFloats;       // P of the pair
+    float* xdp = srow0 + 4 * BC + (4 + slice) * kFragFloats;  // dPᵀ of the pair
     const KeySteps st = KeySteps::make(a, unit, k0, len, BC);
     const int kvh = st.kvh;
-    load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    load_rows_async<D, kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_step_grads<D, BC>(a, st, 0, start, len, thread, sdo);
-    cuda::async_commit();
-    fetch_step_queries<D, BC>(a, st, 0, start, len, thread, sq, srow, srow + BC);
-    cuda::async_commit();
-    const int row0 = k0 + warp * 16;
-    float dk[D / 8][4] = {};
-    for (int step = 0; step < st.count; ++step) {
-      const int qa = st.query0(step, BC);
-      // In flight: dO of this step, then its Q; the next dO comes during Sᵀ and dK, the next Q
-      // during the next dPᵀ.
-      cuda::async_wait_pending<1>();
-      __syncthreads();
-      float dp[BC / 8][4] = {};
-      product_nt<D, BC / 8>(dp, sv + warp * 16 * LD, sdo, lane);
-      __syncthreads();
-      if (step + 1 < st.count) fetch_step_grads<D, BC>(a, st, step + 1, start, len, thread, sdo);
-      cuda::async_commit();
-      cuda::async_wait_pending<1>();
-      __syncthreads();
-      float ds[BC / 8][4] = {};
-      product_nt<D, BC / 8>(ds, sk + warp * 16 * LD, sq, lane);
-      const bool mask = qa < k0 + kRows - 1 || qa + BC > len;
-#pragma unroll
-      for (int n = 0; n < BC / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = row0 + frag_row(lane, e), c = frag_col(lane, n, e), query = qa + c;
-          const bool hidden = mask && (query < key || query >= len);
-          const float p = hidden ? 0.0f : exp2f(ds[n][e] * a.scale_log2 - srow[c]);
-          ds[n][e] = p * (dp[n][e] - srow[BC + c]);
-        }
-      product_rn<BC, D / 8>(dk, ds, sq, lane);
-      __syncthreads();
-      if (step + 1 < st.count)
-        fetch_step_queries<D, BC>(a, st, step + 1, start, len, thread, sq, srow, srow + BC);
-      cuda::async_commit();
+    // The copies are made by the first 128 threads (the helpers' thread count).
+    const bool copier = thread < attention_mma::kThreads;
+    if (copier) {
+      load_rows_async<D, attention_mma::kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv,
+                                                  kRows, keys, thread);
+      load_rows_async<D, attention_mma::kThreads>(sv, a.v + (start + k0) * a.ldkv + kvh * D, a.ldkv,
+                                                  kRows, keys, thread);
+      fetch_step_queries<D, BC>(a, st, 0, start, len, thread, sq0, srow0, srow0 + BC);
+      fetch_step_grads<D, BC>(a, st, 0, start, len, thread, sdo0);
     }
-    cuda::async_wait_pending<0>();
-    if (a.dk_part)
-      store_rows_float<D>(dk, a.scale, a.dk_part + (start + row0) * a.H * D + st.first_head * D,
-                          int64_t(a.H) * D, len - row0, lane);
-    else
-      store_rows<D>(dk, a.scale, a.dk + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
-  }
-#endif
-};
-
-template <int D>
-struct ValueGrad {
-  static constexpr int BC = 32, LD = D + 8;
-  Args a;
-  static size_t shared_bytes() { return tile_bytes<D>(kRows + 2 * BC) + BC * sizeof(float); }
-  DT_HD void operator()(const cuda::Block& b, int bx, int unit, int s, char* shared) const {
-#if defined(__CUDA_ARCH__)
-    run(b.thread, bx, unit, s, reinterpret_cast<bf16*>(shared));
-#endif
-  }
-#if defined(__CUDA_ARCH__)
-  __device__ void run(int thread, int bx, int unit, int s, bf16* sk) const {
-    using namespace cuda::mma;
-    const int64_t start = a.cu[s];
-    const int len = int(a.cu[s + 1] - start), k0 = bx * kRows;
-    if (k0 >= len) return;
-    const int warp = thread / 32, lane = thread % 32, keys = min(kRows, len - k0);
-    bf16 *sq = sk + kRows * LD, *sdo = sq + BC * LD;
-    float* slse = reinterpret_cast<float*>(sdo + BC * LD);
-    const KeySteps st = KeySteps::make(a, unit, k0, len, BC);
-    const int kvh = st.kvh;
-    load_rows_async<D, kThreads>(sk, a.k + (start + k0) * a.ldkv + kvh * D, a.ldkv, kRows, keys, thread);
-    fetch_step_queries<D, BC>(a, st, 0, start, len, thread, sq, slse, nullptr);
     cuda::async_commit();
-    fetch_step_grads<D, BC>(a, st, 0, start, len, thread, sdo);
-    cuda::async_commit();
-    const int row0 = k0 + warp * 16;
-    float dv[D / 8][4] = {};
+    const int row0 = k0 + slice * 16;
+    float acc[D / 8][4] = {};  // dK (warps 0-3) or dV (4-7)
     for (int step = 0; step < st.count; ++step) {
-      const int qa = st.query0(step, BC);
-      // In flight: Q of this step, then its dO; the next Q comes during Pᵀ dO, the next dO
-      // during the next Sᵀ.
-      cuda::async_wait_pending<1>();
-      __syncthreads();
-      float p[BC / 8][4] = {};
-      product_nt<D, BC / 8>(p, sk + warp * 16 * LD, sq, lane);
-      const bool mask = qa < k0 + kRows - 1 || qa + BC > len;
-#pragma unroll
-      for (int n = 0; n < BC / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = row0 + frag_row(lane, e), c = frag_col(lane, n, e), query = qa + c;
-          const bool hidden = mask && (query < key || query >= len);
-          p[n][e] = hidden ? 0.0f : exp2f(p[n][e] * a.scale_log2 - slse[c]);
+      const int cur = step & 1, next = cur ^ 1, qa = st.query0(step, BC);
+      const bf16* q = sq0 + cur * BC * LD;
+      const bf16* d_o = sdo0 + cur * BC * LD;
+      const float* lse = srow0 + cur * 2 * BC;
+      if (step + 1 < st.count) {
+        if (copier) {
+          float* row_next = srow0 + next * 2 * BC;
+          fetch_step_queries<D, BC>(a, st, step + 1, start, len, thread, sq0 + next * BC * LD,
+                                    row_next, row_next + BC);
+          fetch_step_grads<D, BC>(a, st, step + 1, start, len, thread, sdo0 + next * BC * LD);
         }
+        cuda::async_commit();
+        cuda::async_wait_pending<1>();
+      } else {
+        cuda::async_wait_pending<0>();
+      }
       __syncthreads();
-      if (step + 1 < st.count)
-        fetch_step_queries<D, BC>(a, st, step + 1, start, len, thread, sq, slse, nullptr);
-      cuda::async_commit();
-      cuda::async_wait_pending<1>();
+      float x[BC / 8][4] = {};  // P (dK warps) or dPᵀ (dV warps)
+      if (dk_warp) {
+        product_nt<D, BC / 8>(x, sk + slice * 16 * LD, q, lane);
+        const bool mask = qa < k0 + kRows - 1 || qa + BC > len;
+#pragma unroll
+        for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = row0 + frag_row(lane, e), c = frag_col(lane, n, e), query = qa + c;
+            const bool hidden = mask && (query < key || query >= len);
+            x[n][e] = hidden ? 0.0f : exp2f(x[n][e] * a.scale_log2 - lse[c]);
+            xp[(n * 4 + e) * 32 + lane] = x[n][e];
+          }
+      } else {
+        product_nt<D, BC / 8>(x, sv + slice * 16 * LD, d_o, lane);
+#pragma unroll
+        for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) xdp[(n * 4 + e) * 32 + lane] = x[n][e];
+      }
       __syncthreads();
-      product_rn<BC, D / 8>(dv, p, sdo, lane);
-      __syncthreads();
-      if (step + 1 < st.count) fetch_step_grads<D, BC>(a, st, step + 1, start, len, thread, sdo);
-      cuda::async_commit();
+      if (dk_warp) {
+#pragma unroll
+        for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            x[n][e] *= xdp[(n * 4 + e) * 32 + lane] - lse[BC + frag_col(lane, n, e)];
+        product_rn<BC, D / 8>(acc, x, q, lane);
+      } else {
+#pragma unroll
+        for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) x[n][e] = xp[(n * 4 + e) * 32 + lane];
+        product_rn<BC, D / 8>(acc, x, d_o, lane);
+      }
+      __syncthreads();  // the stage and the exchange are free for the next step's copies
     }
-    cuda::async_wait_pending<0>();
-    if (a.dv_part)
-      store_rows_float<D>(dv, 1.0f, a.dv_part + (start + row0) * a.H * D + st.first_head * D,
-                          int64_t(a.H) * D, len - row0, lane);
-    else
-      store_rows<D>(dv, 1.0f, a.dv + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0, lane);
+    if (dk_warp) {
+      if (a.dk_part)
+        store_rows_float<D>(acc, a.scale, a.dk_part + (start + row0) * a.H * D + st.first_head * D,
+                            int64_t(a.H) * D, len - row0, lane);
+      else
+        store_rows<D>(acc, a.scale, a.dk + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0,
+                      lane);
+    } else {
+      if (a.dv_part)
+        store_rows_float<D>(acc, 1.0f, a.dv_part + (start + row0) * a.H * D + st.first_head * D,
+                            int64_t(a.H) * D, len - row0, lane);
+      else
+        store_rows<D>(acc, 1.0f, a.dv + (start + row0) * a.ldkv + kvh * D, a.ldkv, len - row0,
+                      lane);
+    }
   }
 #endif
 };
