@@ -91,6 +91,28 @@ DT_HD void decays_to_end(const float* gamma, int n, int q, float (&b)[8][2]) {
     }
 }
 
+// The sequential kernels' shared memory: two pipeline stages of a chunk's tiles (Body::carve lays
+// out one), then the area where a warp pair exchanges partial products (Body::kExchange floats).
+// A stage is found at an offset from the shared base: its pointers stay in the shared space
+// (selecting between two stages' pointers made the plain loads through them generic, LD not LDS)
+// and in registers (a reference to one of two structs would put them in local memory).
+template <class Body>
+struct TwoStages {
+  static size_t bytes() { return 2 * stage_bytes() + size_t(Body::kExchange) * sizeof(float); }
+  DT_HD static size_t stage_bytes() {  // a multiple of 128: where a second carve would start
+    SmemCarver c{nullptr};
+    Body::carve(c);
+    return (c.used + 127) / 128 * 128;
+  }
+  DT_HD static typename Body::Stage stage(char* smem, int i) {
+    SmemCarver c{smem + i * stage_bytes()};
+    return Body::carve(c);
+  }
+  DT_HD static float* exchange(char* smem) {
+    return reinterpret_cast<float*>(smem + 2 * stage_bytes());
+  }
+};
+
 // One block of NW·KS warps per (sequence, value head, 16·NW state columns) (KeySplit). Per chunk,
 // with Sᵀ the warp's slice of the state entering it:
 //   V'ᵀ = Uᵀ − Sᵀ Wᵀ,   Oᵀ = O_localᵀ + Sᵀ Q̃ᵀ (forward),   Sᵀ ← a_last Sᵀ + (diag(b) V')ᵀ K
@@ -124,34 +146,10 @@ struct RecurrenceMmaBody {
     s.gamma = c.take<float>(C);
     return s;
   }
-  // Two stages, then the exchange area (KS = 2: 1024 floats per warp and product exchanged).
+  // After the two stages, the exchange area (KS = 2: 1024 floats per warp and product exchanged).
   static constexpr int kExchange = KS == 1 ? 0 : NW * KS * 1024 * (kStore ? 1 : 2);
-  static size_t smem_bytes() {
-    SmemCarver c{nullptr};
-    carve(c);
-    carve(c);
-    c.take<float>(kExchange);
-    return c.used;
-  }
-  // The bytes of one stage, a multiple of 128: the second starts where a second carve would.
-  DT_HD static size_t stage_bytes() {
-    SmemCarver c{nullptr};
-    carve(c);
-    return (c.used + 127) / 128 * 128;
-  }
-  // Stage i (0 or 1) by value, at an offset from the shared base: the pointers stay in the shared
-  // space (selecting between two stages' pointers made the plain loads through them generic, LD
-  // not LDS), and in registers (a reference to one of two structs would put them in local memory).
-  DT_HD static Stage stage(char* smem, int i) {
-    SmemCarver c{smem + i * stage_bytes()};
-    return carve(c);
-  }
-  DT_HD static float* exchange(char* smem) {
-    SmemCarver c{smem};
-    carve(c);
-    carve(c);
-    return c.take<float>(kExchange);
-  }
+  using Stages = TwoStages<RecurrenceMmaBody>;
+  static size_t smem_bytes() { return Stages::bytes(); }
 
   // A chunk's tile over the key dim (C × kDK bf16) and one over the block's value columns
   // (C × kCols floats).
@@ -199,17 +197,18 @@ struct RecurrenceMmaBody {
                       : 0.0f;
       }
     const int first = tab.first[seq], end = tab.first[seq + 1];
-    if (first < end) issue(blk, stage(smem, 0), first, h, v0);
+    if (first < end) issue(blk, Stages::stage(smem, 0), first, h, v0);
     for (int c = first; c < end; ++c) {
       const int now = (c - first) & 1;
       if (c + 1 < end) {
-        issue(blk, stage(smem, now ^ 1), c + 1, h, v0);
+        issue(blk, Stages::stage(smem, now ^ 1), c + 1, h, v0);
         async_wait_pending<1>();  // all but the next chunk's copies
       } else {
         async_wait();
       }
       blk.sync();
-      if (active) step(stage(smem, now), exchange(smem), c, h, v0, col0, split, warp, lane, S);
+      if (active)
+        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane, S);
       blk.sync();  // every warp is done with this stage before the next chunk's copy reuses it
     }
     if (!kStore && final_state && active)
@@ -382,28 +381,8 @@ struct ReverseMmaBody {
     return s;
   }
   static constexpr int kExchange = KS == 1 ? 0 : NW * KS * 1024;
-  static size_t smem_bytes() {
-    SmemCarver c{nullptr};
-    carve(c);
-    carve(c);
-    c.take<float>(kExchange);
-    return c.used;
-  }
-  DT_HD static size_t stage_bytes() {  // as RecurrenceMmaBody's
-    SmemCarver c{nullptr};
-    carve(c);
-    return (c.used + 127) / 128 * 128;
-  }
-  DT_HD static Stage stage(char* smem, int i) {
-    SmemCarver c{smem + i * stage_bytes()};
-    return carve(c);
-  }
-  DT_HD static float* exchange(char* smem) {
-    SmemCarver c{smem};
-    carve(c);
-    carve(c);
-    return c.take<float>(kExchange);
-  }
+  using Stages = TwoStages<ReverseMmaBody>;
+  static size_t smem_bytes() { return Stages::bytes(); }
 
   DT_HD static void copy_keys(const Block& blk, bf16* dst, const bf16* src, int64_t stride, int rows,
                               int cols) {  // as RecurrenceMmaBody's
@@ -445,17 +424,18 @@ struct ReverseMmaBody {
                        : 0.0f;
       }
     const int first = tab.first[seq], last = tab.first[seq + 1] - 1;
-    if (last >= first) issue(blk, stage(smem, 0), last, h, v0);
+    if (last >= first) issue(blk, Stages::stage(smem, 0), last, h, v0);
     for (int c = last; c >= first; --c) {
       const int now = (last - c) & 1;
       if (c > first) {
-        issue(blk, stage(smem, now ^ 1), c - 1, h, v0);
+        issue(blk, Stages::stage(smem, now ^ 1), c - 1, h, v0);
         async_wait_pending<1>();  // all but the next chunk's copies
       } else {
         async_wait();
       }
       blk.sync();
-      if (active) step(stage(smem, now), exchange(smem), c, h, v0, col0, split, warp, lane, dS);
+      if (active)
+        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane, dS);
       blk.sync();
     }
     if (d_initial_state && active)
