@@ -125,6 +125,26 @@ int main(int argc, char** argv) {
                         }),
                 5 * b * rows * dv);
   }
+  {  // GDN q and k L2 norms, [T x 16 heads, 128]
+    const int64_t rows = T * 16, dk = 128;
+    auto x = random_buffer<bf16>(static_cast<size_t>(rows * dk), rng),
+         dy = random_buffer<bf16>(static_cast<size_t>(rows * dk), rng);
+    DeviceBuffer<bf16> y(static_cast<size_t>(rows * dk)), dx(y.size());
+    print_bytes("L2 norm forward [T x 16, 128]",
+                time_ms(stream,
+                        [&] {
+                          l2norm_cuda_forward<bf16>(x.data(), rows, dk, 1e-6, y.data(), -1, -1,
+                                                    on);
+                        }),
+                2 * b * rows * dk);
+    print_bytes("L2 norm backward",
+                time_ms(stream,
+                        [&] {
+                          l2norm_cuda_backward<bf16>(x.data(), rows, dk, 1e-6, dy.data(), dx.data(),
+                                                     -1, -1, on);
+                        }),
+                3 * b * rows * dk);
+  }
   {  // MLP activation, [T, 9216]
     const int64_t n = T * I;
     auto g = random_buffer<bf16>(static_cast<size_t>(n), rng),
@@ -166,6 +186,14 @@ int main(int argc, char** argv) {
                           causal_conv1d_silu_cuda_backward<bf16>(x.data(), T, C, w.data(), int(K),
                                                                  cu.data(), 4, dy.data(), dx.data(),
                                                                  dw.data(), ws.data(), -1, on);
+                        }),
+                3 * b * T * C);
+    print_bytes("causal conv1d + SiLU backward, no dw (model)",
+                time_ms(stream,
+                        [&] {
+                          causal_conv1d_silu_cuda_backward<bf16>(x.data(), T, C, w.data(), int(K),
+                                                                 cu.data(), 4, dy.data(), dx.data(),
+                                                                 nullptr, nullptr, -1, on);
                         }),
                 3 * b * T * C);
   }

@@ -53,13 +53,20 @@ void norms_on_gpu() {
                                                    {300, 2560, 2560, 30.0},
                                                    {4096, 2560, 2560},
                                                    {33, 1000, 1000, 1e-3},
-                                                   {4096 * 4, 256, 512}})  // q_norm in q+gate rows
+                                                   {4096 * 4, 256, 512},  // q_norm in q+gate rows
+                                                   // half-warp rows: a partial block; dw over
+                                                   // rows a grid apart
+                                                   {45, 128, 128},
+                                                   {4096 * 4 + 5, 128, 128},
+                                                   {3, 64, 64}})
     check_zero_centred_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
   for (const NormShape& s : std::vector<NormShape>{
-           {1, 128, 128}, {77, 100, 100}, {4096 * 16, 128, 128}, {9, 1000, 1000, 1e-3}})
+           {1, 128, 128}, {77, 100, 100}, {4096 * 16, 128, 128}, {9, 1000, 1000, 1e-3},
+           {77, 128, 128}})
     check_gated_rmsnorm<T>(mem, s, seed++, tolerance<T>(), worst);
   for (const NormShape& s : std::vector<NormShape>{
-           {1, 1000, 1000}, {513, 128, 384}, {4096 * 16, 128, 128}, {20, 100, 100, 1e-4}})
+           {1, 1000, 1000}, {513, 128, 384}, {4096 * 16, 128, 128}, {20, 100, 100, 1e-4},
+           {13, 64, 64}})
     check_l2norm<T>(mem, s, seed++, tolerance<T>(), worst);
 }
 TEST(OpsCuda, NormsFloat) {

@@ -1,13 +1,16 @@
-// The causal conv1d + SiLU of ops/conv1d_cuda.h. One thread per (channel, slice of tokens):
-// consecutive threads on consecutive channels (coalesced rows), each walking its slice's tokens
-// in order with the last K values in registers, so every input is read once (plus K−1 at a slice
-// edge) instead of K times. The walk goes segment by segment of the packed sequences, each found
-// in cu_seqlens by a binary search (the table is tiny and cached): packing costs nothing up front.
+// The causal conv1d + SiLU of ops/conv1d_cuda.h. One thread per (channel, slice of tokens), or two
+// channels for bf16 (4-byte accesses): consecutive threads on consecutive channels (coalesced
+// rows), each walking its slice's tokens in order with the last K values in registers, so every
+// input is read once (plus K−1 at a slice edge) instead of K times. The walk goes segment by
+// segment of the packed sequences, each found in cu_seqlens by a binary search (the table is tiny
+// and cached): packing costs nothing up front.
 //   forward   y = silu(p), p from the K taps inside the sequence
 //   backward  dp = dy · silu'(p) recomputed, dx[t, c] = Σ_j w[c, j] dp[t + K−1−j, c] over outputs
 //             inside the sequence, dw[c, j] = Σ_t dp[t, c] x[t − (K−1) + j, c]: per slice in
 //             registers, then over slices in order (deterministic, no atomics)
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 #include "ops/conv1d_cuda.h"
@@ -87,11 +90,18 @@ struct ConvWindow {
   }
 };
 
-// The forward, the same walk as the backward below (one thread per channel and slice of tokens,
-// a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
-template <class T, int kW>
+// V consecutive channels of a token row as floats: one 4-byte access for two bf16 (the caller
+// checked the alignment: vector_channels), else one element.
+template <int V, class T>
+DT_HD void load_channels(const T* p, float (&out)[V]) {
+  cuda::load_n<V>(p, out);
+}
+
+// The forward, the same walk as the backward below (one thread per V channels and slice of
+// tokens, a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
+template <class T, int kW, int V>
 struct ConvForwardBody {
-  static constexpr int kAhead = 8;
+  static constexpr int kAhead = 4;  // as the backward's (8 measured the same here)
   ConvArgs<T> a;
   T* y;
   int64_t slice_tokens;
@@ -99,26 +109,34 @@ struct ConvForwardBody {
     const int64_t slice_begin = int64_t(by) * slice_tokens;
     const int64_t slice_end = cuda::min_of(a.tokens, slice_begin + slice_tokens);
     for (int e = b.thread; e < kThreads; e += b.threads) {
-      const int64_t c = int64_t(bx) * kThreads + e;
+      const int64_t c = (int64_t(bx) * kThreads + e) * V;
       if (c >= a.C) continue;
-      ConvWindow<kW> win;
-      win.load_taps(a, c);
+      ConvWindow<kW> win[V];
+#pragma unroll
+      for (int v = 0; v < V; ++v) win[v].load_taps(a, c + v);
       for (int64_t t = slice_begin; t < slice_end;) {
         int64_t start, end;
         sequence_of(a, t, &start, &end);
         const int64_t rows_end = cuda::min_of(end, slice_end);
-        win.begin(a, c, t, start);
+#pragma unroll
+        for (int v = 0; v < V; ++v) win[v].begin(a, c + v, t, start);
+        int64_t x_at = t * a.ldx + c, y_at = t * a.C + c;  // row o0's
         for (int64_t o0 = t; o0 < rows_end; o0 += kAhead) {
-          float xs[kAhead];
+          const int n = int(cuda::min_of(kAhead, rows_end - o0));
+          float xs[kAhead][V];
 #pragma unroll
           for (int u = 0; u < kAhead; ++u)
-            xs[u] = o0 + u < rows_end ? to_float(a.x[(o0 + u) * a.ldx + c]) : 0.0f;
+            if (u < n) load_channels<V>(a.x + x_at + u * a.ldx, xs[u]);
 #pragma unroll
           for (int u = 0; u < kAhead; ++u) {
-            const int64_t o = o0 + u;
-            if (o >= rows_end) break;
-            y[o * a.C + c] = from_float<T>(cuda::siluf(win.shift_in(xs[u])));
+            if (u >= n) break;
+            float out[V];
+#pragma unroll
+            for (int v = 0; v < V; ++v) out[v] = cuda::siluf(win[v].shift_in(xs[u][v]));
+            cuda::store_n<V>(y + y_at + u * a.C, out);
           }
+          x_at += kAhead * a.ldx;
+          y_at += kAhead * a.C;
         }
         t = rows_end;
       }
@@ -126,7 +144,7 @@ struct ConvForwardBody {
   }
 };
 
-// The backward, dx and dw in one kernel. Thread (channel c, slice of tokens) walks its tokens
+// The backward, dx and dw in one kernel. Thread (V channels, slice of tokens) walks its tokens
 // once, sequence segment by segment, with sliding registers: the last K inputs (x window) and
 // the last K output gradients dp = dy · silu'(p) (p recomputed from the window: K FMAs, no
 // [T, C] buffer). Once dp of output o is known, dx of token o − (K−1) is complete:
@@ -134,70 +152,93 @@ struct ConvForwardBody {
 // and dp[o] times the window adds to the thread's dw[c, ·] for the outputs o of its slice. A
 // slice also recomputes the K−1 outputs after it (their dp feeds its last rows of dx): a few %
 // more reads instead of a second pass. Loads run kAhead tokens ahead of the arithmetic, so that
-// enough independent loads are in flight to cover memory latency. The windows are
-// kConv1dCudaMaxKernel wide with the taps right-aligned and zeros before them: every loop has a
-// fixed trip count and the arrays stay in registers.
-template <class T, int kW>
+// enough independent loads are in flight to cover memory latency; two bf16 channels a thread
+// halve the load and store instructions (each a 4-byte access). The windows are kW wide with the
+// taps right-aligned and zeros before them: every loop has a fixed trip count and the arrays stay
+// in registers. kDw: dw wanted (the model's conv weights are frozen: its backward skips the
+// window sums).
+template <class T, int kW, int V, bool kDw>
 struct ConvBackwardBody {
-  static constexpr int kAhead = 8;
+  // 4 tokens ahead: 0.170 ms at [4096, 8192] on the H100 against 0.189 with 8 (fewer registers,
+  // more threads resident); one channel a thread took 0.211 (docs/performance.md).
+  static constexpr int kAhead = 4;
   ConvArgs<T> a;
   const T* dy;
   T* dx;
   int64_t slice_tokens;
-  float* partials;  // [slices][C][K], null when dw is not wanted
+  float* partials;  // [slices][C][K] when kDw
   DT_HD void operator()(const Block& b, int bx, int by, int, char*) const {
     const int K = a.K;
     const int64_t slice_begin = int64_t(by) * slice_tokens;
     const int64_t slice_end = cuda::min_of(a.tokens, slice_begin + slice_tokens);
     for (int e = b.thread; e < kThreads; e += b.threads) {
-      const int64_t c = int64_t(bx) * kThreads + e;
+      const int64_t c = (int64_t(bx) * kThreads + e) * V;
       if (c >= a.C) continue;
       // The taps right-aligned with the x window, and wr[j] = w[c, j] left-aligned with the dp ring.
-      ConvWindow<kW> win;
-      win.load_taps(a, c);
-      float wr[kW];
-      for (int i = 0; i < kW; ++i) wr[i] = i < K ? to_float(a.w[c * K + i]) : 0.0f;
-      float dw[kW] = {};  // dw[kW − K + j]: tap j
+      ConvWindow<kW> win[V];
+      float wr[V][kW];
+      float dw[V][kW] = {};  // dw[v][kW − K + j]: tap j of channel c + v
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        win[v].load_taps(a, c + v);
+        for (int i = 0; i < kW; ++i) wr[v][i] = i < K ? to_float(a.w[(c + v) * K + i]) : 0.0f;
+      }
       for (int64_t t = slice_begin; t < slice_end;) {
         int64_t start, end;
         sequence_of(a, t, &start, &end);
         const int64_t rows_end = cuda::min_of(end, slice_end);         // dx rows [t, rows_end)
         const int64_t outputs_end = cuda::min_of(end, slice_end + K - 1);  // real dp [t, ..)
         const int64_t steps_end = rows_end + K - 1;  // the last row's dx is complete here
-        win.begin(a, c, t, start);
-        float dq[kW] = {};  // dq[i] = dp[o − i]
+#pragma unroll
+        for (int v = 0; v < V; ++v) win[v].begin(a, c + v, t, start);
+        float dq[V][kW] = {};  // dq[v][i] = dp[o − i] of channel c + v
+        // Offsets of row o0 in x and dy, and of row o0 − (K−1) in dx (the row step o0 completes).
+        int64_t x_at = t * a.ldx + c, dy_at = t * a.C + c, dx_at = (t - (K - 1)) * a.ldx + c;
         for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
-          float xs[kAhead], dys[kAhead];
+          // Steps of this group, and how many of them have a real output (the rest: dp = 0).
+          const int n = int(cuda::min_of(kAhead, steps_end - o0));
+          const int real = int(cuda::min_of(n, cuda::min_of(kAhead, outputs_end - o0)));
+          const int first_row = int(t - o0) + K - 1;  // steps u >= first_row write dx
+          const int64_t dw_steps = rows_end - o0;       // and u < dw_steps add to dw
+          float xs[kAhead][V], dys[kAhead][V];
 #pragma unroll
-          for (int u = 0; u < kAhead; ++u) {
-            const int64_t o = o0 + u;
-            const bool real = o < outputs_end;
-            xs[u] = real ? to_float(a.x[o * a.ldx + c]) : 0.0f;
-            dys[u] = real ? to_float(dy[o * a.C + c]) : 0.0f;
-          }
+          for (int u = 0; u < kAhead; ++u)
+            if (u < real) {
+              load_channels<V>(a.x + x_at + u * a.ldx, xs[u]);
+              load_channels<V>(dy + dy_at + u * a.C, dys[u]);
+            } else {
 #pragma unroll
-          for (int u = 0; u < kAhead; ++u) {
-            const int64_t o = o0 + u;
-            if (o >= steps_end) break;
-            const float p = win.shift_in(xs[u]);
-            const float dp = o < outputs_end ? dys[u] * cuda::silu_gradf(p) : 0.0f;
-            if (partials && o < rows_end)
-              for (int i = 0; i < kW; ++i) dw[i] += dp * win.xw[i];
-            for (int i = kW - 1; i > 0; --i) dq[i] = dq[i - 1];
-            dq[0] = dp;
-            const int64_t row = o - (K - 1);
-            if (row >= t) {
-              float s = 0.0f;
-              for (int i = 0; i < kW; ++i) s += wr[i] * dq[i];
-              dx[row * a.ldx + c] = from_float<T>(s);
+              for (int v = 0; v < V; ++v) xs[u][v] = dys[u][v] = 0.0f;
             }
+#pragma unroll
+          for (int u = 0; u < kAhead; ++u) {
+            if (u >= n) break;
+            float out[V];
+#pragma unroll
+            for (int v = 0; v < V; ++v) {
+              const float p = win[v].shift_in(xs[u][v]);
+              const float dp = u < real ? dys[u][v] * cuda::silu_gradf(p) : 0.0f;
+              if (kDw && u < dw_steps)
+                for (int i = 0; i < kW; ++i) dw[v][i] += dp * win[v].xw[i];
+              for (int i = kW - 1; i > 0; --i) dq[v][i] = dq[v][i - 1];
+              dq[v][0] = dp;
+              float s = 0.0f;
+              for (int i = 0; i < kW; ++i) s += wr[v][i] * dq[v][i];
+              out[v] = s;
+            }
+            if (u >= first_row) cuda::store_n<V>(dx + dx_at + u * a.ldx, out);
           }
+          x_at += kAhead * a.ldx;
+          dy_at += kAhead * a.C;
+          dx_at += kAhead * a.ldx;
         }
         t = rows_end;
       }
-      if (partials)
-        for (int i = 0; i < kW; ++i)
-          if (i >= kW - K) partials[(int64_t(by) * a.C + c) * K + i - (kW - K)] = dw[i];
+      if constexpr (kDw)
+        for (int v = 0; v < V; ++v)
+          for (int i = 0; i < kW; ++i)
+            if (i >= kW - K)
+              partials[(int64_t(by) * a.C + c + v) * K + i - (kW - K)] = dw[v][i];
     }
   }
 };
@@ -206,8 +247,10 @@ int64_t slices_for(int64_t tokens) {
   return std::clamp<int64_t>((tokens + kTokensPerSlice - 1) / kTokensPerSlice, 1, kMaxSlices);
 }
 
-dim3 grid_for(int64_t tokens, int64_t channels) {
-  return dim3(unsigned((channels + kThreads - 1) / kThreads), unsigned(slices_for(tokens)));
+// V channels a thread.
+dim3 grid_for(int64_t tokens, int64_t channels, int V) {
+  const int64_t per_block = int64_t(kThreads) * V;
+  return dim3(unsigned((channels + per_block - 1) / per_block), unsigned(slices_for(tokens)));
 }
 
 int64_t tokens_per_slice(int64_t tokens) {
@@ -228,6 +271,34 @@ ConvArgs<T> make_args(const T* x, int64_t tokens, int64_t channels, const T* w, 
   return {x, tokens, channels, ldx < 0 ? channels : ldx, w, kernel, cu_seqlens, num_sequences};
 }
 
+// Channels a thread: two bf16 (one 4-byte access) where every row of x, dy, dx and y starts
+// 4-byte aligned and the channels are even, else one.
+template <class T>
+int vector_channels(const ConvArgs<T>& a, std::initializer_list<const void*> arrays) {
+  if constexpr (sizeof(T) != 2) {
+    return 1;
+  } else {
+    bool ok = a.C % 2 == 0 && a.ldx % 2 == 0;
+    for (const void* p : arrays) ok = ok && reinterpret_cast<uintptr_t>(p) % 4 == 0;
+    return ok ? 2 : 1;
+  }
+}
+
+// Calls run(kW, V) with the window width and channels a thread, as constants.
+template <class T, class Run>
+void with_shape(const ConvArgs<T>& a, int V, const Run& run) {
+  using std::integral_constant;
+  auto with_window = [&](auto v) {
+    if (a.K <= kNarrowWindow)
+      run(integral_constant<int, kNarrowWindow>{}, v);
+    else
+      run(integral_constant<int, kConv1dCudaMaxKernel>{}, v);
+  };
+  if constexpr (sizeof(T) == 2)
+    if (V == 2) return with_window(integral_constant<int, 2>{});
+  with_window(integral_constant<int, 1>{});
+}
+
 }  // namespace
 
 size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, int kernel) {
@@ -240,15 +311,12 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
                                      T* y, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
   if (tokens == 0) return;
-  auto run = [&](auto window) {
-    cuda::launch<kThreads>(target, "causal conv1d forward",
-                           ConvForwardBody<T, decltype(window)::value>{a, y, tokens_per_slice(tokens)},
-                           grid_for(tokens, channels));
-  };
-  if (kernel <= kNarrowWindow)
-    run(std::integral_constant<int, kNarrowWindow>{});
-  else
-    run(std::integral_constant<int, kConv1dCudaMaxKernel>{});
+  const int V = vector_channels(a, {x, y});
+  with_shape(a, V, [&](auto window, auto v) {
+    using Body = ConvForwardBody<T, decltype(window)::value, decltype(v)::value>;
+    cuda::launch<kThreads>(target, "causal conv1d forward", Body{a, y, tokens_per_slice(tokens)},
+                           grid_for(tokens, channels, V));
+  });
 }
 
 template <class T>
@@ -261,16 +329,19 @@ void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channe
   DT_CHECK(!dw || workspace,
            "causal conv1d (CUDA): dw needs causal_conv1d_cuda_dw_workspace_bytes");
   float* partials = dw ? static_cast<float*>(workspace) : nullptr;
-  auto run = [&](auto window) {
-    cuda::launch<kThreads>(
-        target, "causal conv1d backward (dx, dw per slice)",
-        ConvBackwardBody<T, decltype(window)::value>{a, dy, dx, tokens_per_slice(tokens), partials},
-        grid_for(tokens, channels));
-  };
-  if (kernel <= kNarrowWindow)
-    run(std::integral_constant<int, kNarrowWindow>{});
-  else
-    run(std::integral_constant<int, kConv1dCudaMaxKernel>{});
+  const int V = vector_channels(a, {x, dy, dx});
+  with_shape(a, V, [&](auto window, auto v) {
+    constexpr int kW = decltype(window)::value, kV = decltype(v)::value;
+    const int64_t slice = tokens_per_slice(tokens);
+    if (dw)
+      cuda::launch<kThreads>(target, "causal conv1d backward (dx, dw per slice)",
+                             ConvBackwardBody<T, kW, kV, true>{a, dy, dx, slice, partials},
+                             grid_for(tokens, channels, V));
+    else
+      cuda::launch<kThreads>(target, "causal conv1d backward (dx)",
+                             ConvBackwardBody<T, kW, kV, false>{a, dy, dx, slice, nullptr},
+                             grid_for(tokens, channels, V));
+  });
   if (dw)
     cuda::sum_partials(target, "causal conv1d backward: dw over slices", partials,
                        slices_for(tokens), channels * kernel, dw);

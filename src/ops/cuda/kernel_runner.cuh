@@ -94,22 +94,28 @@ inline void sum_partials(const Target& target, const char* name, const float* pa
                                      blocks_for(n, SumPartialsBody::kPerBlock));
 }
 
-// One warp of a block, for the row kernels (one row per warp). On the host a block has one thread,
-// which is then one warp of one lane.
+// One warp of a block, or a group of kLanes lanes of one, for the row kernels (one row per warp or
+// group; kLanes = 16 puts two rows in a warp, for rows of 16 vectors or fewer that would leave half
+// its lanes idle). On the host a block has one thread, which is then one group of one lane.
 struct Warp {
   int lane, lanes;   // lane in [0, lanes)
-  int index, count;  // this warp in [0, count) of the block
+  int index, count;  // this warp (or group) in [0, count) of the block
 };
+template <int kLanes = 32>
 DT_HD Warp warp_of(const Block& b) {
-  const int lanes = b.threads < 32 ? b.threads : 32;
+  static_assert(kLanes == 32 || kLanes == 16 || kLanes == 8, "a warp or an aligned part of one");
+  const int lanes = b.threads < kLanes ? b.threads : kLanes;
   return {b.thread % lanes, lanes, b.thread / lanes, b.threads / lanes};
 }
 
-// The sum of `x` over the lanes of a warp, in every lane (a butterfly: the same order in every
-// lane, so every lane gets the same bits).
+// The sum of `x` over the kLanes lanes of a group (a butterfly: the same order in every lane, so
+// every lane gets the same bits). Every lane of the warp must call it (full mask); offsets below
+// kLanes never cross a group.
+template <int kLanes = 32>
 DT_HD float warp_sum(float x) {
 #if defined(__CUDA_ARCH__)
-  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  for (int offset = kLanes / 2; offset > 0; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
 #endif
   return x;
 }

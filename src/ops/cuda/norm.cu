@@ -1,11 +1,12 @@
-// The norms of ops/norm_cuda.h. One warp per row (as llm.c's layernorm kernels): the row's sums
-// are a warp reduction, no shared memory and no barrier. The three norms share one body each way:
+// The norms of ops/norm_cuda.h. One warp per row (as llm.c's layernorm kernels), or half a warp
+// for rows of 128 bf16: the row's sums are a warp reduction, no shared memory and no barrier. The
+// three norms share one body each way:
 //   forward   s = Σ x²; r = 1/sqrt(s/dim + eps) (RMS) or 1/sqrt(s + eps) (L2); y = x r · scale
 //   backward  with x̂ = x r and g = dy · scale (the gradient reaching x̂):
 //             dx = r (g − x̂ c), c = Σ g x̂ / dim (RMS) or Σ g x̂ (L2)       ops/cpu/norm.cpp
 // where scale is (1 + w), w silu(z) or 1. Σ g x̂ = r Σ g x, so one pass over the row gives both
 // sums and a second writes the outputs. The weight gradient (Σ over rows of dy x̂ (silu z)) goes
-// to a per-warp row of shared memory, then per block to the workspace, then over blocks to dw.
+// to a per-group row of shared memory, then per block to the workspace, then over blocks to dw.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -75,28 +76,31 @@ DT_HD float inverse_norm(const NormArgs<T>& a, float sum_squares) {
   return 1.0f / sqrtf(mean + a.eps);
 }
 
-// Rows of a block: kWarps consecutive rows, one per (virtual) warp; on the host one thread plays
-// every warp in turn, so the partition of rows never depends on the thread count. A lane takes N
-// consecutive elements at a time (N > 1: 16-byte loads, a warp reads 512 contiguous bytes).
-template <class T, int kWarps, int N>
+// Rows of a block: kRows consecutive rows, one per group of kLanes lanes (a warp, or half of one
+// for rows of 16 vectors or fewer: rows of 128 bf16 otherwise left half of every warp idle); on
+// the host one thread plays every group in turn, so the partition of rows never depends on the
+// thread count. A lane takes N consecutive elements at a time (N > 1: 16-byte loads, a warp reads
+// 512 contiguous bytes). A group past the last row loads nothing but still takes part in the
+// sums: the shuffles need every lane of the warp.
+template <class T, int kRows, int N, int kLanes>
 struct NormForwardBody {
   NormArgs<T> a;
   DT_HD void operator()(const Block& b, int bx, int, int, char*) const {
-    const Warp warp = cuda::warp_of(b);
-    for (int vw = warp.index; vw < kWarps; vw += warp.count) {
-      const int64_t row = int64_t(bx) * kWarps + vw;
-      if (row >= a.rows) continue;
+    const Warp group = cuda::warp_of<kLanes>(b);
+    for (int vr = group.index; vr < kRows; vr += group.count) {
+      const int64_t row = int64_t(bx) * kRows + vr;
+      const int dim = row < a.rows ? a.dim : 0;
       const T* x = a.x + row * a.ldx;
       float ss = 0.0f;
-      for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+      for (int i0 = group.lane * N; i0 < dim; i0 += group.lanes * N) {
         float xs[N];
         load_n<N>(x + i0, xs);
 #pragma unroll
         for (int k = 0; k < N; ++k) ss += xs[k] * xs[k];
       }
-      const float r = inverse_norm(a, cuda::warp_sum(ss));
+      const float r = inverse_norm(a, cuda::warp_sum<kLanes>(ss));
       T* y = a.y + row * a.ldy;
-      for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+      for (int i0 = group.lane * N; i0 < dim; i0 += group.lanes * N) {
         float xs[N], scale[N], zs[N];
         load_n<N>(x + i0, xs);  // a second read of the row: from L1, the warp just read it
         scales_of<N>(a, row, i0, scale, zs);
@@ -108,29 +112,33 @@ struct NormForwardBody {
   }
 };
 
-// Rows row0, row0 + stride, ... for each virtual warp; with dw, each warp sums dy x̂ (silu z) of its
-// rows into its own shared row, and the block writes the sum of its warps' rows to dw_partials[bx].
-template <class T, int kWarps, int N>
+// Rows r0 + vr for r0 = bx · kRows, then + row_stride, ... for each group vr (r0 is the same in
+// every lane of the block, so the groups of a warp reach the sums together); with dw, each group
+// sums dy x̂ (silu z) of its rows into its own shared row, and the block writes the sum of its
+// groups' rows to dw_partials[bx].
+template <class T, int kRows, int N, int kLanes>
 struct NormBackwardBody {
   NormArgs<T> a;
-  int64_t row_stride;  // blocks × kWarps
+  int64_t row_stride;  // blocks × kRows
   static size_t shared_bytes(const NormArgs<T>& a) {
-    return a.dw_partials ? size_t(kWarps) * size_t(a.dim) * sizeof(float) : 0;
+    return a.dw_partials ? size_t(kRows) * size_t(a.dim) * sizeof(float) : 0;
   }
   DT_HD void operator()(const Block& b, int bx, int, int, char* shared) const {
-    float* dw_rows = reinterpret_cast<float*>(shared);  // [kWarps][dim]
+    float* dw_rows = reinterpret_cast<float*>(shared);  // [kRows][dim]
     if (a.dw_partials) {
-      for (int e = b.thread; e < kWarps * a.dim; e += b.threads) dw_rows[e] = 0.0f;
+      for (int e = b.thread; e < kRows * a.dim; e += b.threads) dw_rows[e] = 0.0f;
       b.sync();
     }
-    const Warp warp = cuda::warp_of(b);
-    for (int vw = warp.index; vw < kWarps; vw += warp.count) {
-      float* dw_row = dw_rows + vw * a.dim;
-      for (int64_t row = int64_t(bx) * kWarps + vw; row < a.rows; row += row_stride) {
+    const Warp group = cuda::warp_of<kLanes>(b);
+    for (int vr = group.index; vr < kRows; vr += group.count) {
+      float* dw_row = dw_rows + vr * a.dim;
+      for (int64_t r0 = int64_t(bx) * kRows; r0 < a.rows; r0 += row_stride) {
+        const int64_t row = r0 + vr;
+        const int dim = row < a.rows ? a.dim : 0;
         const T* x = a.x + row * a.ldx;
         const T* dy = a.dy + row * a.lddy;
         float ss = 0.0f, gx = 0.0f;
-        for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+        for (int i0 = group.lane * N; i0 < dim; i0 += group.lanes * N) {
           float xs[N], dys[N], scale[N], zs[N];
           load_n<N>(x + i0, xs);
           load_n<N>(dy + i0, dys);
@@ -141,10 +149,11 @@ struct NormBackwardBody {
             gx += dys[k] * scale[k] * xs[k];
           }
         }
-        const float r = inverse_norm(a, cuda::warp_sum(ss));
-        const float c = r * cuda::warp_sum(gx) / (a.kind == NormKind::L2 ? 1.0f : float(a.dim));
+        const float r = inverse_norm(a, cuda::warp_sum<kLanes>(ss));
+        const float c =
+            r * cuda::warp_sum<kLanes>(gx) / (a.kind == NormKind::L2 ? 1.0f : float(a.dim));
         T* dx = a.dx + row * a.lddx;
-        for (int i0 = warp.lane * N; i0 < a.dim; i0 += warp.lanes * N) {
+        for (int i0 = group.lane * N; i0 < dim; i0 += group.lanes * N) {
           float xs[N], dys[N], scale[N], zs[N], out[N];
           load_n<N>(x + i0, xs);
           load_n<N>(dy + i0, dys);
@@ -173,7 +182,7 @@ struct NormBackwardBody {
     b.sync();
     for (int i = b.thread; i < a.dim; i += b.threads) {
       float s = 0.0f;
-      for (int w = 0; w < kWarps; ++w) s += dw_rows[w * a.dim + i];
+      for (int w = 0; w < kRows; ++w) s += dw_rows[w * a.dim + i];
       a.dw_partials[int64_t(bx) * a.dim + i] = s;
     }
   }
@@ -191,10 +200,15 @@ int vector_width(const NormArgs<T>& a) {
   return ok ? N : 1;
 }
 
-constexpr int kBackwardWarps = kBackwardThreads / 32;
+// Lanes a row: 16 where a row is at most 16 vectors of N (rows of 128 bf16: two rows a warp),
+// else a whole warp.
+int lanes_for(int dim, int N) { return N > 1 && dim <= 16 * N ? 16 : 32; }
 
-int64_t partial_blocks(int64_t rows) {
-  return std::clamp<int64_t>((rows + kBackwardWarps - 1) / kBackwardWarps, 1, kMaxPartialBlocks);
+// Blocks of the backward: one row a group, or with dw at most kMaxPartialBlocks of them (each
+// then walks rows a grid apart).
+int64_t backward_blocks(int64_t rows, int rows_per_block, bool dw) {
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  return dw ? std::clamp<int64_t>(blocks, 1, kMaxPartialBlocks) : blocks;
 }
 
 template <class T>
@@ -203,16 +217,26 @@ void check_rows(const NormArgs<T>& a, const char* name) {
            " dim=", a.dim);
 }
 
+// Calls run(N, kLanes) with the vector width and lanes a row of this call, as constants.
+template <class T, class Run>
+void with_shape(const NormArgs<T>& a, const Run& run) {
+  constexpr int N = cuda::kVector<T>;
+  if (vector_width(a) != N)
+    run(std::integral_constant<int, 1>{}, std::integral_constant<int, 32>{});
+  else if (lanes_for(a.dim, N) == 16)
+    run(std::integral_constant<int, N>{}, std::integral_constant<int, 16>{});
+  else
+    run(std::integral_constant<int, N>{}, std::integral_constant<int, 32>{});
+}
+
 template <class T>
 void run_forward(const NormArgs<T>& a, const char* name, cuda::Target target) {
   check_rows(a, name);
-  constexpr int kWarps = kForwardThreads / 32, N = cuda::kVector<T>;
-  if (vector_width(a) == N)
-    cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps, N>{a},
-                                  cuda::blocks_for(a.rows, kWarps));
-  else
-    cuda::launch<kForwardThreads>(target, name, NormForwardBody<T, kWarps, 1>{a},
-                                  cuda::blocks_for(a.rows, kWarps));
+  with_shape(a, [&](auto width, auto lanes) {
+    constexpr int kRows = kForwardThreads / decltype(lanes)::value;
+    using Body = NormForwardBody<T, kRows, decltype(width)::value, decltype(lanes)::value>;
+    cuda::launch<kForwardThreads>(target, name, Body{a}, cuda::blocks_for(a.rows, kRows));
+  });
 }
 
 template <class T>
@@ -220,20 +244,17 @@ void run_backward(NormArgs<T> a, float* dw, void* workspace, const char* name,
                   cuda::Target target) {
   check_rows(a, name);
   if (a.rows == 0) return;
-  const int64_t blocks =
-      dw ? partial_blocks(a.rows) : (a.rows + kBackwardWarps - 1) / kBackwardWarps;
-  DT_CHECK(blocks < (int64_t(1) << 31), name, ": too many rows (", a.rows, ")");
   DT_CHECK(!dw || workspace, name, ": dw needs a workspace of norm_cuda_dw_workspace_bytes");
   a.dw_partials = dw ? static_cast<float*>(workspace) : nullptr;
-  auto launch = [&](auto width) {
-    using Body = NormBackwardBody<T, kBackwardWarps, decltype(width)::value>;
-    cuda::launch<kBackwardThreads>(target, name, Body{a, blocks * kBackwardWarps},
-                                   dim3(unsigned(blocks)), Body::shared_bytes(a));
-  };
-  if (vector_width(a) > 1)
-    launch(std::integral_constant<int, cuda::kVector<T>>{});
-  else
-    launch(std::integral_constant<int, 1>{});
+  int64_t blocks = 0;
+  with_shape(a, [&](auto width, auto lanes) {
+    constexpr int kRows = kBackwardThreads / decltype(lanes)::value;
+    using Body = NormBackwardBody<T, kRows, decltype(width)::value, decltype(lanes)::value>;
+    blocks = backward_blocks(a.rows, kRows, dw != nullptr);
+    DT_CHECK(blocks < (int64_t(1) << 31), name, ": too many rows (", a.rows, ")");
+    cuda::launch<kBackwardThreads>(target, name, Body{a, blocks * kRows}, dim3(unsigned(blocks)),
+                                   Body::shared_bytes(a));
+  });
   if (dw) cuda::sum_partials(target, "norm: dw over blocks", a.dw_partials, blocks, a.dim, dw);
 }
 
@@ -242,7 +263,8 @@ int64_t stride_or(int64_t ld, int64_t dim) { return ld < 0 ? dim : ld; }
 }  // namespace
 
 size_t norm_cuda_dw_workspace_bytes(int64_t rows, int64_t dim) {
-  return size_t(partial_blocks(rows)) * size_t(dim) * sizeof(float);
+  // The most blocks any shape takes: rows of a whole warp each (fewer rows a block).
+  return size_t(backward_blocks(rows, kBackwardThreads / 32, true)) * size_t(dim) * sizeof(float);
 }
 
 template <class T>
