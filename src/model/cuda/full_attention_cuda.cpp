@@ -52,7 +52,10 @@ bf16* gated_output(const DeviceLayerContext& ctx, const DeviceFullAttentionActiv
 }  // namespace
 
 void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFullAttention& w,
-                                 const bf16* x, bf16* out, DeviceFullAttentionActivations& act) {
+                                 const bf16* x, bf16* out, DeviceFullAttentionActivations& act,
+                                 bool o_kept) {
+  DT_CHECK(!o_kept || (act.o && act.lse),
+           "full_attention_cuda_forward: o_kept without a kept output and lse");
   const ModelConfig& c = ctx.config;
   const int64_t tokens = ctx.tokens();
   const int H = c.num_heads, Hkv = c.num_kv_heads, hd = c.head_dim;
@@ -61,8 +64,8 @@ void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFull
   act.qg = ctx.alloc<bf16>(tokens * 2 * q_width);
   act.k_raw = ctx.alloc<bf16>(tokens * kv_width);
   act.v = ctx.alloc<bf16>(tokens * kv_width);
-  act.o = ctx.alloc<bf16>(tokens * q_width);
-  act.lse = ctx.alloc<float>(tokens * H);
+  if (!act.o) act.o = ctx.alloc<bf16>(tokens * q_width);
+  if (!act.lse) act.lse = ctx.alloc<float>(tokens * H);
 
   auto project = [&](const bf16* in, const DeviceLinear& weight, LinearKind kind, bf16* y,
                      bool keep_u) {
@@ -73,12 +76,14 @@ void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFull
   project(x, w.k_proj, LinearKind::KProj, act.k_raw, true);
   project(x, w.v_proj, LinearKind::VProj, act.v, true);
   const cuda::DeviceArena::Mark mark = ctx.arena.mark();
-  bf16 *q = nullptr, *k = nullptr;
-  normed_rotated_qk(ctx, w, act, &q, &k);
-  attention_cuda_forward(attention_shape(ctx), ctx.batch.cu_seqlens(), ctx.batch.num_sequences(),
-                         ctx.batch.max_seqlen(), q, q_width, k, act.v, kv_width, act.o, act.lse,
-                         target);
-  ctx.arena.reset(mark);
+  if (!o_kept) {
+    bf16 *q = nullptr, *k = nullptr;
+    normed_rotated_qk(ctx, w, act, &q, &k);
+    attention_cuda_forward(attention_shape(ctx), ctx.batch.cu_seqlens(), ctx.batch.num_sequences(),
+                           ctx.batch.max_seqlen(), q, q_width, k, act.v, kv_width, act.o, act.lse,
+                           target);
+    ctx.arena.reset(mark);
+  }
   *act.lora.keep(LinearKind::OProj) = nullptr;  // its input is scratch: the backward remakes u
   project(gated_output(ctx, act), w.o_proj, LinearKind::OProj, out, false);
   ctx.arena.reset(mark);

@@ -24,9 +24,12 @@ struct DeviceFullAttentionActivations {
   DeviceLoraDowns lora;  // the adapter's u of q, k and v
 };
 
+// o and lse are allocated here unless act already holds them. o_kept: they already hold this
+// layer's attention output (a recomputation that kept it across the checkpoint): the attention
+// itself, and the normed and rotated q, k it reads, are skipped.
 void full_attention_cuda_forward(const DeviceLayerContext& ctx, const DeviceFullAttention& w,
                                  const __nv_bfloat16* x, __nv_bfloat16* out,
-                                 DeviceFullAttentionActivations& act);
+                                 DeviceFullAttentionActivations& act, bool o_kept = false);
 
 void full_attention_cuda_backward(const DeviceLayerContext& ctx, const DeviceFullAttention& w,
                                   const __nv_bfloat16* x, const DeviceFullAttentionActivations& act,

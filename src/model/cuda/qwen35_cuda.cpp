@@ -28,8 +28,9 @@ struct DeviceDecoderActivations {
 
 // Which forward of a layer: the first, or checkpointing's recomputation just before the layer's
 // backward. The recomputation needs only the activations: it skips the MLP's down projection
-// (x_out is not written) and takes a Gated DeltaNet layer's delta-rule output from the first
-// forward (act.gdn.core, kept across the checkpoint: model_loss_backward_cuda).
+// (x_out is not written) and takes the mixer's core output from the first forward (a Gated
+// DeltaNet layer's delta-rule output act.gdn.core, an attention layer's act.attn.o and lse, kept
+// across the checkpoint: model_loss_backward_cuda).
 enum class LayerPass { Forward, Recompute };
 
 // x_out = x_mid + mlp(norm2(x_mid)), x_mid = x_in + mixer(norm1(x_in)).
@@ -48,7 +49,8 @@ void decoder_layer_forward(const DeviceLayerContext& ctx, const DeviceLayer& w, 
     gated_deltanet_cuda_forward(ctx, w.linear, act.xn1, act.x_mid, act.gdn,
                                 pass == LayerPass::Recompute);
   else
-    full_attention_cuda_forward(ctx, w.attn, act.xn1, act.x_mid, act.attn);
+    full_attention_cuda_forward(ctx, w.attn, act.xn1, act.x_mid, act.attn,
+                                pass == LayerPass::Recompute);
   add_cuda(act.x_mid, x_in, n, target);
   rmsnorm_zero_centred_cuda_forward(act.x_mid, tokens, c.hidden_size, w.post_attention_layernorm,
                                     c.rms_norm_eps, act.xn2, -1, -1, target);
@@ -184,11 +186,16 @@ LossSum model_loss_backward_cuda(const DeviceModel& model, const DeviceLoraRun& 
   model.embed(batch.input_ids, db.input_ids(), x[0], target);
   for (int l = 0; l < L; ++l) {
     const DeviceLayer& layer = model.layers()[size_t(l)];
-    // A recomputed Gated DeltaNet layer keeps its delta-rule output (T × value dim bf16) across
-    // the checkpoint: the recomputation then skips the delta rule's forward, the costliest part
-    // of the layer per byte kept (docs/performance.md).
+    // A recomputed layer keeps its mixer's core output across the checkpoint: the delta rule's
+    // (T × value dim bf16) or the attention's (T × heads × head dim bf16, and its T × heads
+    // float lse). The recomputation then skips the delta rule's or the attention's forward, the
+    // costliest parts of a layer per byte kept (docs/performance.md).
     if (recomputed(l) && layer.kind == LayerKind::LinearAttention)
       acts[size_t(l)].gdn.core = arena.alloc<bf16>(tokens * c.linear_value_dim());
+    if (recomputed(l) && layer.kind == LayerKind::FullAttention) {
+      acts[size_t(l)].attn.o = arena.alloc<bf16>(tokens * c.num_heads * c.head_dim);
+      acts[size_t(l)].attn.lse = arena.alloc<float>(tokens * c.num_heads);
+    }
     const cuda::DeviceArena::Mark m = arena.mark();
     decoder_layer_forward(context(l), layer, x[size_t(l)], x[size_t(l + 1)], acts[size_t(l)]);
     if (recomputed(l)) arena.reset(m);
