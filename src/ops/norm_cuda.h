@@ -41,12 +41,15 @@ void gated_rmsnorm_cuda_backward(const T* x, const T* z, int64_t rows, int64_t d
                                  double eps, const T* dy, T* dx, T* dz, float* dw, void* workspace,
                                  cuda::Target target);
 
+// out_scale: y is then multiplied by it, rounded to T before and after, the same bits as a
+// separate pass y *= out_scale (the Gated DeltaNet's q · dk^-1/2) without the extra pass.
 template <class T>
 void l2norm_cuda_forward(const T* x, int64_t rows, int64_t dim, double eps, T* y, int64_t ldx,
-                         int64_t ldy, cuda::Target target);
-// dy is contiguous; dx has row stride lddx.
+                         int64_t ldy, cuda::Target target, float out_scale = 1.0f);
+// dy is contiguous; dx has row stride lddx. dy_scale: dy is first multiplied by it and rounded to
+// T, the same bits as a separate pass dy *= dy_scale before the call (the backward of out_scale).
 template <class T>
 void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, const T* dy, T* dx,
-                          int64_t ldx, int64_t lddx, cuda::Target target);
+                          int64_t ldx, int64_t lddx, cuda::Target target, float dy_scale = 1.0f);
 
 }  // namespace deltatune

@@ -3,8 +3,13 @@
 // random start. Used by tests/cuda (GPU) and tests/cuda_emulated (host emulation).
 #pragma once
 
+#include <cmath>
+#include <cstring>
+#include <tuple>
+
 #include "core/rng.h"
 #include "cuda/op_memory.h"
+#include "model/cuda/model_pointwise.h"
 #include "ops/norm.h"
 #include "ops/norm_cuda.h"
 
@@ -113,6 +118,38 @@ void check_l2norm(Memory& mem, const NormShape& s, uint64_t seed, double toleran
   expect_close("l2 y", mem.download(gy), y, tolerance, worst);
   expect_close("l2 dx", dense_rows(mem.download(gdx), s.rows, s.dim, s.ld),
                dense_rows(dx, s.rows, s.dim, s.ld), tolerance, worst);
+}
+
+// The L2 norm with the Gated DeltaNet's q · dk^-1/2 folded into its pass (out_scale forward,
+// dy_scale backward) against the separate scaling pass it replaces (scale_cuda after the forward,
+// before the backward): the same bits, in place as the model calls it (dx == dy).
+template <class Memory>
+void check_l2norm_scale_folded(Memory& mem, int64_t rows, int64_t dim, uint64_t seed) {
+  using bf16 = __nv_bfloat16;
+  SCOPED_TRACE(str_cat("L2 norm, scale folded: rows=", rows, " dim=", dim));
+  Rng rng(seed);
+  const int64_t n = rows * dim;
+  const float s = float(1.0 / std::sqrt(double(dim)));
+  const std::vector<bf16> x = to_elements<bf16>(rounded<bf16>(random_normal(size_t(n), rng, 3.0)));
+  const std::vector<bf16> dy = to_elements<bf16>(rounded<bf16>(random_normal(size_t(n), rng)));
+  const auto gx = mem.upload(x);
+  auto folded = mem.template poisoned<bf16>(size_t(n)), separate = mem.template poisoned<bf16>(size_t(n));
+  l2norm_cuda_forward<bf16>(gx.data(), rows, dim, kNormEps, folded.data(), -1, -1, mem.target(), s);
+  l2norm_cuda_forward<bf16>(gx.data(), rows, dim, kNormEps, separate.data(), -1, -1, mem.target());
+  scale_cuda(separate.data(), n, s, mem.target());
+  auto d_folded = mem.upload(dy), d_separate = mem.upload(dy);
+  l2norm_cuda_backward<bf16>(gx.data(), rows, dim, kNormEps, d_folded.data(), d_folded.data(), -1,
+                             -1, mem.target(), s);
+  scale_cuda(d_separate.data(), n, s, mem.target());
+  l2norm_cuda_backward<bf16>(gx.data(), rows, dim, kNormEps, d_separate.data(), d_separate.data(),
+                             -1, -1, mem.target());
+  for (auto [what, a, b] : {std::tuple{"y", &folded, &separate}, {"dx", &d_folded, &d_separate}}) {
+    const std::vector<bf16> got = mem.download(*a), want = mem.download(*b);
+    ASSERT_EQ(got.size(), want.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(bf16)) != 0;
+    EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
+  }
 }
 
 }  // namespace deltatune::testing_util

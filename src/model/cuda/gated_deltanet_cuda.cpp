@@ -67,9 +67,10 @@ void normalised_qk(const DeviceLayerContext& ctx, const DeviceGatedDeltaNetActiv
   const int Hk = c.linear_num_key_heads, dk = c.linear_key_head_dim;
   *q = ctx.alloc<bf16>(tokens * key_dim);
   *k = ctx.alloc<bf16>(tokens * key_dim);
-  l2norm_cuda_forward(act.q_raw, tokens * Hk, dk, kL2NormEps, *q, -1, -1, ctx.target());
+  // q's dk^-1/2 folded into its norm's pass (the same bits as scaling it after).
+  l2norm_cuda_forward(act.q_raw, tokens * Hk, dk, kL2NormEps, *q, -1, -1, ctx.target(),
+                      float(1.0 / std::sqrt(double(dk))));
   l2norm_cuda_forward(act.k_raw, tokens * Hk, dk, kL2NormEps, *k, -1, -1, ctx.target());
-  scale_cuda(*q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), ctx.target());
 }
 
 }  // namespace
@@ -165,8 +166,8 @@ void gated_deltanet_cuda_backward(const DeviceLayerContext& ctx, const DeviceLin
     ctx.arena.reset(qk_mark);
   }
   // q = l2norm(q_raw) * scale, k = l2norm(k_raw): the raw gradients overwrite d_q, d_k in place.
-  scale_cuda(d_q, tokens * key_dim, float(1.0 / std::sqrt(double(dk))), target);
-  l2norm_cuda_backward(act.q_raw, tokens * Hk, dk, kL2NormEps, d_q, d_q, -1, -1, target);
+  l2norm_cuda_backward(act.q_raw, tokens * Hk, dk, kL2NormEps, d_q, d_q, -1, -1, target,
+                       float(1.0 / std::sqrt(double(dk))));
   l2norm_cuda_backward(act.k_raw, tokens * Hk, dk, kL2NormEps, d_k, d_k, -1, -1, target);
   // Back through the split (and beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias)).
   bf16* d_qkv_conv = ctx.alloc<bf16>(tokens * C);

@@ -45,7 +45,20 @@ struct NormArgs {
   T *dx = nullptr, *dz = nullptr;
   int64_t lddx = 0, lddz = 0;
   float* dw_partials = nullptr;  // [blocks][dim], null = no dw
+  // ≠ 1: y rounded to T, times out_scale (forward); dy times dy_scale, rounded to T (backward).
+  float out_scale = 1.0f, dy_scale = 1.0f;
 };
+
+// v → round(round(v) · s) (forward) or round(v · s) (backward's dy, already in T): the bits of a
+// separate scaling pass over a T array, folded into the norm's own pass.
+template <int N, class T>
+DT_HD void scale_rounded(float* v, float s, bool round_first) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const float r = round_first ? to_float(from_float<T>(v[k])) : v[k];
+    v[k] = to_float(from_float<T>(r * s));
+  }
+}
 
 using cuda::load_n;
 using cuda::store_n;
@@ -106,6 +119,7 @@ struct NormForwardBody {
         scales_of<N>(a, row, i0, scale, zs);
 #pragma unroll
         for (int k = 0; k < N; ++k) xs[k] *= r * scale[k];
+        if (a.out_scale != 1.0f) scale_rounded<N, T>(xs, a.out_scale, true);
         store_n<N>(y + i0, xs);
       }
     }
@@ -142,6 +156,7 @@ struct NormBackwardBody {
           float xs[N], dys[N], scale[N], zs[N];
           load_n<N>(x + i0, xs);
           load_n<N>(dy + i0, dys);
+          if (a.dy_scale != 1.0f) scale_rounded<N, T>(dys, a.dy_scale, false);
           scales_of<N>(a, row, i0, scale, zs);
 #pragma unroll
           for (int k = 0; k < N; ++k) {
@@ -157,6 +172,7 @@ struct NormBackwardBody {
           float xs[N], dys[N], scale[N], zs[N], out[N];
           load_n<N>(x + i0, xs);
           load_n<N>(dy + i0, dys);
+          if (a.dy_scale != 1.0f) scale_rounded<N, T>(dys, a.dy_scale, false);
           scales_of<N>(a, row, i0, scale, zs);
           if (a.kind == NormKind::Gated) {
             float ws[N], dz[N];
@@ -308,18 +324,19 @@ void gated_rmsnorm_cuda_backward(const T* x, const T* z, int64_t rows, int64_t d
 
 template <class T>
 void l2norm_cuda_forward(const T* x, int64_t rows, int64_t dim, double eps, T* y, int64_t ldx,
-                         int64_t ldy, cuda::Target target) {
+                         int64_t ldy, cuda::Target target, float out_scale) {
   const NormArgs<T> a{.kind = NormKind::L2, .rows = rows, .dim = int(dim), .eps = float(eps),
-                      .x = x, .ldx = stride_or(ldx, dim), .y = y, .ldy = stride_or(ldy, dim)};
+                      .x = x, .ldx = stride_or(ldx, dim), .y = y, .ldy = stride_or(ldy, dim),
+                      .out_scale = out_scale};
   run_forward(a, "L2 norm forward", target);
 }
 
 template <class T>
 void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, const T* dy, T* dx,
-                          int64_t ldx, int64_t lddx, cuda::Target target) {
+                          int64_t ldx, int64_t lddx, cuda::Target target, float dy_scale) {
   const NormArgs<T> a{.kind = NormKind::L2, .rows = rows, .dim = int(dim), .eps = float(eps),
                       .x = x, .ldx = stride_or(ldx, dim), .dy = dy, .lddy = dim, .dx = dx,
-                      .lddx = stride_or(lddx, dim)};
+                      .lddx = stride_or(lddx, dim), .dy_scale = dy_scale};
   run_backward(a, nullptr, nullptr, "L2 norm backward", target);
 }
 
@@ -336,9 +353,9 @@ void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, con
                                                double, const T*, T*, T*, float*, void*,            \
                                                cuda::Target);                                      \
   template void l2norm_cuda_forward<T>(const T*, int64_t, int64_t, double, T*, int64_t, int64_t,   \
-                                       cuda::Target);                                              \
+                                       cuda::Target, float);                                       \
   template void l2norm_cuda_backward<T>(const T*, int64_t, int64_t, double, const T*, T*, int64_t, \
-                                        int64_t, cuda::Target);
+                                        int64_t, cuda::Target, float);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE
