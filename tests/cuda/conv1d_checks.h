@@ -3,6 +3,9 @@
 // error at the first K−1 tokens of the next sequence. Used by tests/cuda and tests/cuda_emulated.
 #pragma once
 
+#include <array>
+#include <cstring>
+
 #include "core/rng.h"
 #include "cuda/op_memory.h"
 #include "ops/conv1d.h"
@@ -59,6 +62,76 @@ void check_conv1d(Memory& mem, const Conv1dShape& s, uint64_t seed, double toler
   expect_close("conv dx", dense_rows(mem.download(gdx), tokens, C, s.ldx),
                dense_rows(dx, tokens, C, s.ldx), tolerance, worst);
   expect_close("conv dw", mem.download(gdw), dw, tolerance, worst);
+}
+
+// The conv with its output and output gradient split by channel into three arrays (ConvColumns:
+// the Gated DeltaNet's q, k, v) against the same conv on one dense [T, C] array: the same bits in
+// y, dx and dw. Odd widths take the one-channel path, even ones the two-channel one.
+template <class T, class Memory>
+void check_conv1d_split_columns(Memory& mem, const std::vector<int64_t>& cu_seqlens,
+                                std::array<int64_t, 3> widths, int kernel, int64_t ldx,
+                                uint64_t seed) {
+  const int64_t C = widths[0] + widths[1] + widths[2], tokens = cu_seqlens.back();
+  SCOPED_TRACE(str_cat("conv split into ", widths[0], " | ", widths[1], " | ", widths[2],
+                       " channels, ldx=", ldx, " kernel=", kernel, " tokens=", tokens));
+  Rng rng(seed);
+  const std::vector<T> x = to_elements<T>(rounded<T>(random_normal(size_t(tokens * ldx), rng)));
+  const std::vector<T> w = to_elements<T>(rounded<T>(random_normal(size_t(C * kernel), rng, 0.5)));
+  const std::vector<T> dy = to_elements<T>(rounded<T>(random_normal(size_t(tokens * C), rng)));
+  // dy's columns of part i as a dense [tokens, widths[i]] array.
+  auto columns = [&](const std::vector<T>& m, int i) {
+    const int64_t first = i == 0 ? 0 : i == 1 ? widths[0] : widths[0] + widths[1];
+    std::vector<T> out(size_t(tokens * widths[size_t(i)]));
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t c = 0; c < widths[size_t(i)]; ++c)
+        out[size_t(t * widths[size_t(i)] + c)] = m[size_t(t * C + first + c)];
+    return out;
+  };
+  auto same_bits = [](const char* what, const std::vector<T>& got, const std::vector<T>& want) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(T)) != 0;
+    EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
+  };
+  const auto gx = mem.upload(x), gw = mem.upload(w), gdy = mem.upload(dy);
+  const auto gcu = mem.upload(cu_seqlens);
+  const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
+  auto workspace = mem.template poisoned<char>(causal_conv1d_cuda_dw_workspace_bytes(tokens, C, kernel));
+
+  auto gy = mem.template poisoned<T>(size_t(tokens * C));
+  auto gdx = mem.template poisoned<T>(x.size());
+  auto gdw = mem.upload(std::vector<float>(size_t(C * kernel), 0.0f));
+  causal_conv1d_silu_cuda_forward<T>(gx.data(), tokens, C, gw.data(), kernel, gcu.data(), nseq,
+                                     gy.data(), ldx, mem.target());
+  causal_conv1d_silu_cuda_backward<T>(gx.data(), tokens, C, gw.data(), kernel, gcu.data(), nseq,
+                                      gdy.data(), gdx.data(), gdw.data(), workspace.data(), ldx,
+                                      mem.target());
+  const std::vector<T> y = mem.download(gy);
+
+  auto y0 = mem.template poisoned<T>(size_t(tokens * widths[0]));
+  auto y1 = mem.template poisoned<T>(size_t(tokens * widths[1]));
+  auto y2 = mem.template poisoned<T>(size_t(tokens * widths[2]));
+  const auto d0 = mem.upload(columns(dy, 0)), d1 = mem.upload(columns(dy, 1)),
+             d2 = mem.upload(columns(dy, 2));
+  auto sdx = mem.template poisoned<T>(x.size());
+  auto sdw = mem.upload(std::vector<float>(size_t(C * kernel), 0.0f));
+  causal_conv1d_silu_cuda_forward<T>(
+      gx.data(), tokens, C, gw.data(), kernel, gcu.data(), nseq,
+      ConvColumns<T*>::split3(y0.data(), widths[0], y1.data(), widths[1], y2.data(), widths[2]),
+      ldx, mem.target());
+  causal_conv1d_silu_cuda_backward<T>(
+      gx.data(), tokens, C, gw.data(), kernel, gcu.data(), nseq,
+      ConvColumns<const T*>::split3(d0.data(), widths[0], d1.data(), widths[1], d2.data(),
+                                    widths[2]),
+      sdx.data(), sdw.data(), workspace.data(), ldx, mem.target());
+  same_bits("y part 0", mem.download(y0), columns(y, 0));
+  same_bits("y part 1", mem.download(y1), columns(y, 1));
+  same_bits("y part 2", mem.download(y2), columns(y, 2));
+  same_bits("dx", dense_rows(mem.download(sdx), tokens, C, ldx),
+            dense_rows(mem.download(gdx), tokens, C, ldx));
+  const std::vector<float> dw_split = mem.download(sdw), dw_dense = mem.download(gdw);
+  EXPECT_EQ(0, std::memcmp(dw_split.data(), dw_dense.data(), dw_split.size() * sizeof(float)))
+      << "dw";
 }
 
 }  // namespace deltatune::testing_util

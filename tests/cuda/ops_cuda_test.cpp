@@ -115,10 +115,18 @@ void conv1d_on_gpu() {
 TEST(OpsCuda, Conv1dFloat) {
   DT_REQUIRE_GPU();
   conv1d_on_gpu<float>();
+  DeviceMemory mem;
+  // The 4B model's q | k | v (two channels a thread for bf16), then odd widths (one), ldx wider.
+  check_conv1d_split_columns<float>(mem, {0, 1000, 4096}, {2048, 2048, 4096}, 4, 8192, 51);
+  check_conv1d_split_columns<float>(mem, {0, 3, 130, 131, 600}, {33, 33, 70}, 4, 150, 52);
 }
 TEST(OpsCuda, Conv1dBf16) {
   DT_REQUIRE_GPU();
   conv1d_on_gpu<bf16>();
+  DeviceMemory mem;
+  // The 4B model's q | k | v (two channels a thread for bf16), then odd widths (one), ldx wider.
+  check_conv1d_split_columns<bf16>(mem, {0, 1000, 4096}, {2048, 2048, 4096}, 4, 8192, 51);
+  check_conv1d_split_columns<bf16>(mem, {0, 3, 130, 131, 600}, {33, 33, 70}, 4, 150, 52);
 }
 
 template <class T>

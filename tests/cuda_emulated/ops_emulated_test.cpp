@@ -81,8 +81,20 @@ void conv1d_emulated() {
                                                        {{0, 45, 88, 90, 130}, 300, 300, 4}})
     check_conv1d<T>(mem, s, seed++, tolerance<T>(), worst);
 }
-TEST(OpsCudaEmulated, Conv1dFloat) { conv1d_emulated<float>(); }
-TEST(OpsCudaEmulated, Conv1dBf16) { conv1d_emulated<bf16>(); }
+template <class T>
+void conv1d_split_emulated() {
+  HostMemory mem;
+  check_conv1d_split_columns<T>(mem, {0, 45, 88, 90, 130}, {64, 64, 128}, 4, 256, 51);
+  check_conv1d_split_columns<T>(mem, {0, 3, 40, 41, 100}, {33, 33, 70}, 4, 150, 52);
+}
+TEST(OpsCudaEmulated, Conv1dFloat) {
+  conv1d_emulated<float>();
+  conv1d_split_emulated<float>();
+}
+TEST(OpsCudaEmulated, Conv1dBf16) {
+  conv1d_emulated<bf16>();
+  conv1d_split_emulated<bf16>();
+}
 
 TEST(OpsCudaEmulated, AdamWBitIdenticalToCpu) {
   HostMemory mem;

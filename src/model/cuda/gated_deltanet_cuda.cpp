@@ -104,16 +104,18 @@ void gated_deltanet_cuda_forward(const DeviceLayerContext& ctx, const DeviceLine
   project(x, w.in_proj_z, LinearKind::InProjZ, act.z);
   project(x, w.in_proj_a, LinearKind::InProjA, act.a);
   {
-    // The conv output and the beta logits are needed only until the split.
+    // The beta logits are needed only until beta is made. The conv writes q, k, v straight into
+    // their own arrays (no [T, C] output to split).
     const cuda::DeviceArena::Mark mark = ctx.arena.mark();
     bf16* b_logit = ctx.alloc<bf16>(tokens * Hv);
-    bf16* qkv_conv = ctx.alloc<bf16>(tokens * C);
     project(x, w.in_proj_b, LinearKind::InProjB, b_logit);
-    causal_conv1d_silu_cuda_forward(act.qkv, tokens, C, w.conv1d, c.linear_conv_kernel,
-                                    ctx.batch.cu_seqlens(), ctx.batch.num_sequences(), qkv_conv, -1,
-                                    target);
-    gated_deltanet_split_cuda(qkv_conv, b_logit, act.a, w.A_log, w.dt_bias, tokens, key_dim,
-                              value_dim, Hv, act.q_raw, act.k_raw, act.v, act.beta, act.g, target);
+    causal_conv1d_silu_cuda_forward(
+        act.qkv, tokens, C, w.conv1d, c.linear_conv_kernel, ctx.batch.cu_seqlens(),
+        ctx.batch.num_sequences(),
+        ConvColumns<bf16*>::split3(act.q_raw, key_dim, act.k_raw, key_dim, act.v, value_dim), -1,
+        target);
+    gated_deltanet_gates_cuda(b_logit, act.a, w.A_log, w.dt_bias, tokens, Hv, act.beta, act.g,
+                              target);
     ctx.arena.reset(mark);
   }
   if (!core_kept) {
@@ -169,18 +171,18 @@ void gated_deltanet_cuda_backward(const DeviceLayerContext& ctx, const DeviceLin
   l2norm_cuda_backward(act.q_raw, tokens * Hk, dk, kL2NormEps, d_q, d_q, -1, -1, target,
                        float(1.0 / std::sqrt(double(dk))));
   l2norm_cuda_backward(act.k_raw, tokens * Hk, dk, kL2NormEps, d_k, d_k, -1, -1, target);
-  // Back through the split (and beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias)).
-  bf16* d_qkv_conv = ctx.alloc<bf16>(tokens * C);
+  // Back through beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias).
   bf16* d_b = ctx.alloc<bf16>(tokens * Hv);
   bf16* d_a = ctx.alloc<bf16>(tokens * Hv);
-  gated_deltanet_split_backward_cuda(d_q, d_k, d_v, d_beta, d_g, act.beta, act.a, w.A_log,
-                                     w.dt_bias, tokens, key_dim, value_dim, Hv, d_qkv_conv, d_b,
-                                     d_a, target);
-  // qkv_conv = silu(conv(qkv))
+  gated_deltanet_gates_backward_cuda(d_beta, d_g, act.beta, act.a, w.A_log, w.dt_bias, tokens, Hv,
+                                     d_b, d_a, target);
+  // q | k | v = silu(conv(qkv)): the conv reads their gradients where they are.
   bf16* d_qkv = ctx.alloc<bf16>(tokens * C);
-  causal_conv1d_silu_cuda_backward(act.qkv, tokens, C, w.conv1d, c.linear_conv_kernel,
-                                   ctx.batch.cu_seqlens(), ctx.batch.num_sequences(), d_qkv_conv,
-                                   d_qkv, nullptr, nullptr, -1, target);
+  causal_conv1d_silu_cuda_backward(
+      act.qkv, tokens, C, w.conv1d, c.linear_conv_kernel, ctx.batch.cu_seqlens(),
+      ctx.batch.num_sequences(),
+      ConvColumns<const bf16*>::split3(d_q, key_dim, d_k, key_dim, d_v, value_dim), d_qkv, nullptr,
+      nullptr, -1, target);
   // The four input projections all read x.
   project_back(x, w.in_proj_qkv, LinearKind::InProjQkv, d_qkv, dx, false);
   project_back(x, w.in_proj_z, LinearKind::InProjZ, d_z, dx, true);

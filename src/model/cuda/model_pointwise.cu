@@ -72,57 +72,35 @@ struct ScaleBody {
   }
 };
 
-// One element of the [T, C] conv output per thread; the thread of element (t, h) for h < Hv also
-// computes head h's β and g of token t, so each is computed once.
-template <int N>
-struct SplitBody {
-  const bf16 *qkv, *b_logit, *a_logit;
+// β and the decay of each (token, value head): one element a thread.
+struct GatesBody {
+  const bf16 *b_logit, *a_logit;
   const float *A_log, *dt_bias;
-  int64_t tokens, key_dim, value_dim;
+  int64_t n;
   int heads_v;
-  bf16 *q, *k, *v;
   float *beta, *g;
   DT_HD void operator()(const Block& blk, int bx, int, int, char*) const {
-    const int64_t C = 2 * key_dim + value_dim;
-    cuda::for_vectors<N>(blk, bx, kPerBlock, tokens * C, [&](int64_t i) {
-      const int64_t t = i / C, c = i % C;  // N channels c.. in one of q, k, v (vectorizable)
-      if (c < key_dim)
-        cuda::copy_n<N>(q + t * key_dim + c, qkv + i);
-      else if (c < 2 * key_dim)
-        cuda::copy_n<N>(k + t * key_dim + c - key_dim, qkv + i);
-      else
-        cuda::copy_n<N>(v + t * value_dim + c - 2 * key_dim, qkv + i);
-      for (int e = 0; e < N && c + e < heads_v; ++e) {
-        const int64_t j = t * heads_v + c + e;
-        beta[j] = cuda::sigmoidf(to_float(b_logit[j]));
-        g[j] = -expf(A_log[c + e]) * softplusf(to_float(a_logit[j]) + dt_bias[c + e]);
-      }
+    for_block_share(blk, bx, n, [&](int64_t j) {
+      const int h = int(j % heads_v);
+      beta[j] = cuda::sigmoidf(to_float(b_logit[j]));
+      g[j] = -expf(A_log[h]) * softplusf(to_float(a_logit[j]) + dt_bias[h]);
     });
   }
 };
 
-template <int N>
-struct SplitBackwardBody {
-  const bf16 *dq, *dk, *dv;
+struct GatesBackwardBody {
   const float *d_beta, *d_g, *beta;
   const bf16* a_logit;
   const float *A_log, *dt_bias;
-  int64_t tokens, key_dim, value_dim;
+  int64_t n;
   int heads_v;
-  bf16 *d_qkv, *d_b, *d_a;
+  bf16 *d_b, *d_a;
   DT_HD void operator()(const Block& blk, int bx, int, int, char*) const {
-    const int64_t C = 2 * key_dim + value_dim;
-    cuda::for_vectors<N>(blk, bx, kPerBlock, tokens * C, [&](int64_t i) {
-      const int64_t t = i / C, c = i % C;
-      cuda::copy_n<N>(d_qkv + i, c < key_dim       ? dq + t * key_dim + c
-                                 : c < 2 * key_dim ? dk + t * key_dim + c - key_dim
-                                                   : dv + t * value_dim + c - 2 * key_dim);
-      for (int e = 0; e < N && c + e < heads_v; ++e) {
-        const int64_t j = t * heads_v + c + e;
-        d_b[j] = from_float<bf16>(d_beta[j] * beta[j] * (1.0f - beta[j]));
-        d_a[j] = from_float<bf16>(d_g[j] * -expf(A_log[c + e]) *
-                                  softplus_gradf(to_float(a_logit[j]) + dt_bias[c + e]));
-      }
+    for_block_share(blk, bx, n, [&](int64_t j) {
+      const int h = int(j % heads_v);
+      d_b[j] = from_float<bf16>(d_beta[j] * beta[j] * (1.0f - beta[j]));
+      d_a[j] = from_float<bf16>(d_g[j] * -expf(A_log[h]) *
+                                softplus_gradf(to_float(a_logit[j]) + dt_bias[h]));
     });
   }
 };
@@ -192,30 +170,23 @@ void scale_cuda(bf16* x, int64_t n, float s, cuda::Target target) {
   launch_vectorized<ScaleBody>(target, "scale", n % 8 == 0 && cuda::aligned_16({x}), n, x, n, s);
 }
 
-void gated_deltanet_split_cuda(const bf16* qkv_conv, const bf16* b, const bf16* a,
-                               const float* A_log, const float* dt_bias, int64_t tokens,
-                               int64_t key_dim, int64_t value_dim, int heads_v, bf16* q_raw,
-                               bf16* k_raw, bf16* v, float* beta, float* g, cuda::Target target) {
-  DT_CHECK(heads_v <= 2 * key_dim + value_dim, "gated deltanet split: more heads than channels");
-  launch_vectorized<SplitBody>(
-      target, "gated deltanet: split q, k, v; beta, g",
-      key_dim % 8 == 0 && value_dim % 8 == 0 && cuda::aligned_16({qkv_conv, q_raw, k_raw, v}),
-      tokens * (2 * key_dim + value_dim), qkv_conv, b, a, A_log, dt_bias, tokens, key_dim,
-      value_dim, heads_v, q_raw, k_raw, v, beta, g);
+void gated_deltanet_gates_cuda(const bf16* b, const bf16* a, const float* A_log,
+                               const float* dt_bias, int64_t tokens, int heads_v, float* beta,
+                               float* g, cuda::Target target) {
+  const int64_t n = tokens * heads_v;
+  cuda::launch<kThreads>(target, "gated deltanet: beta, g",
+                         GatesBody{b, a, A_log, dt_bias, n, heads_v, beta, g},
+                         cuda::blocks_for(n, kPerBlock));
 }
 
-void gated_deltanet_split_backward_cuda(const bf16* d_q_raw, const bf16* d_k_raw, const bf16* d_v,
-                                        const float* d_beta, const float* d_g, const float* beta,
+void gated_deltanet_gates_backward_cuda(const float* d_beta, const float* d_g, const float* beta,
                                         const bf16* a, const float* A_log, const float* dt_bias,
-                                        int64_t tokens, int64_t key_dim, int64_t value_dim,
-                                        int heads_v, bf16* d_qkv_conv, bf16* d_b, bf16* d_a,
+                                        int64_t tokens, int heads_v, bf16* d_b, bf16* d_a,
                                         cuda::Target target) {
-  launch_vectorized<SplitBackwardBody>(
-      target, "gated deltanet: split backward",
-      key_dim % 8 == 0 && value_dim % 8 == 0 &&
-          cuda::aligned_16({d_q_raw, d_k_raw, d_v, d_qkv_conv}),
-      tokens * (2 * key_dim + value_dim), d_q_raw, d_k_raw, d_v, d_beta, d_g, beta, a, A_log,
-      dt_bias, tokens, key_dim, value_dim, heads_v, d_qkv_conv, d_b, d_a);
+  const int64_t n = tokens * heads_v;
+  cuda::launch<kThreads>(target, "gated deltanet: beta, g backward",
+                         GatesBackwardBody{d_beta, d_g, beta, a, A_log, dt_bias, n, heads_v, d_b, d_a},
+                         cuda::blocks_for(n, kPerBlock));
 }
 
 void attention_gate_cuda_forward(const bf16* o, const bf16* qg, int64_t tokens, int heads,

@@ -1,6 +1,5 @@
 // The GPU model path's elementwise steps that are no op family of their own: the embedding
-// lookup, residual adds, the Gated DeltaNet's split of its conv output with β and the decay, and
-// full attention's output gate, each with its backward (the CPU forms are inline in
+// lookup, residual adds, the Gated DeltaNet's β and decay, and full attention's output gate, each with its backward (the CPU forms are inline in
 // model/qwen35.cpp, model/gated_deltanet.cpp and model/attention.cpp). bf16 values, float
 // arithmetic; device pointers, or host pointers under cuda::Target::host_emulation().
 #pragma once
@@ -22,22 +21,16 @@ void add_cuda(__nv_bfloat16* y, const __nv_bfloat16* x, int64_t n, cuda::Target 
 // x *= s over n values.
 void scale_cuda(__nv_bfloat16* x, int64_t n, float s, cuda::Target target);
 
-// The Gated DeltaNet after its conv: rows of qkv_conv [T, 2·key_dim + value_dim] are q | k | v;
-// q_raw, k_raw [T, key_dim] and v [T, value_dim] become contiguous copies, and per value head
+// The Gated DeltaNet's per value head gates (its q, k, v come straight out of the conv: ConvColumns
+// in ops/conv1d_cuda.h):
 //   beta = sigmoid(b),  g = −exp(A_log) · softplus(a + dt_bias)     (float; b, a [T, Hv])
-void gated_deltanet_split_cuda(const __nv_bfloat16* qkv_conv, const __nv_bfloat16* b,
-                               const __nv_bfloat16* a, const float* A_log, const float* dt_bias,
-                               int64_t tokens, int64_t key_dim, int64_t value_dim, int heads_v,
-                               __nv_bfloat16* q_raw, __nv_bfloat16* k_raw, __nv_bfloat16* v,
-                               float* beta, float* g, cuda::Target target);
-// Its backward: d_qkv_conv [T, C] from the three contiguous gradients, and
-//   d_b = d_beta · beta (1 − beta),  d_a = d_g · (−exp(A_log)) · softplus'(a + dt_bias).
-void gated_deltanet_split_backward_cuda(const __nv_bfloat16* d_q_raw, const __nv_bfloat16* d_k_raw,
-                                        const __nv_bfloat16* d_v, const float* d_beta,
-                                        const float* d_g, const float* beta,
+void gated_deltanet_gates_cuda(const __nv_bfloat16* b, const __nv_bfloat16* a, const float* A_log,
+                               const float* dt_bias, int64_t tokens, int heads_v, float* beta,
+                               float* g, cuda::Target target);
+// Its backward: d_b = d_beta · beta (1 − beta),  d_a = d_g · (−exp(A_log)) · softplus'(a + dt_bias).
+void gated_deltanet_gates_backward_cuda(const float* d_beta, const float* d_g, const float* beta,
                                         const __nv_bfloat16* a, const float* A_log,
-                                        const float* dt_bias, int64_t tokens, int64_t key_dim,
-                                        int64_t value_dim, int heads_v, __nv_bfloat16* d_qkv_conv,
+                                        const float* dt_bias, int64_t tokens, int heads_v,
                                         __nv_bfloat16* d_b, __nv_bfloat16* d_a,
                                         cuda::Target target);
 

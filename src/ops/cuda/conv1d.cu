@@ -97,13 +97,27 @@ DT_HD void load_channels(const T* p, float (&out)[V]) {
   cuda::load_n<V>(p, out);
 }
 
+// The part of `cols` holding channel c: its first channel's address, offset to c, and its row
+// stride. V channels c.. lie in one part (vector_channels checks the boundaries).
+template <class P>
+struct ColumnsAt {
+  P at;
+  int64_t ld;
+  DT_HD ColumnsAt(const ConvColumns<P>& cols, int64_t c) {
+    int s = 0;
+    while (s + 1 < cols.parts && c >= cols.first[s + 1]) ++s;
+    at = cols.part[s] + (c - cols.first[s]);
+    ld = cols.first[s + 1] - cols.first[s];
+  }
+};
+
 // The forward, the same walk as the backward below (one thread per V channels and slice of
 // tokens, a sliding window of the last K inputs, loads kAhead tokens ahead): each x is read once.
 template <class T, int kW, int V>
 struct ConvForwardBody {
   static constexpr int kAhead = 4;  // as the backward's (8 measured the same here)
   ConvArgs<T> a;
-  T* y;
+  ConvColumns<T*> y;
   int64_t slice_tokens;
   DT_HD void operator()(const Block& b, int bx, int by, int, char*) const {
     const int64_t slice_begin = int64_t(by) * slice_tokens;
@@ -111,6 +125,7 @@ struct ConvForwardBody {
     for (int e = b.thread; e < kThreads; e += b.threads) {
       const int64_t c = (int64_t(bx) * kThreads + e) * V;
       if (c >= a.C) continue;
+      const ColumnsAt<T*> out_c(y, c);
       ConvWindow<kW> win[V];
 #pragma unroll
       for (int v = 0; v < V; ++v) win[v].load_taps(a, c + v);
@@ -120,7 +135,7 @@ struct ConvForwardBody {
         const int64_t rows_end = cuda::min_of(end, slice_end);
 #pragma unroll
         for (int v = 0; v < V; ++v) win[v].begin(a, c + v, t, start);
-        int64_t x_at = t * a.ldx + c, y_at = t * a.C + c;  // row o0's
+        int64_t x_at = t * a.ldx + c, y_at = t * out_c.ld;  // row o0's
         for (int64_t o0 = t; o0 < rows_end; o0 += kAhead) {
           const int n = int(cuda::min_of(kAhead, rows_end - o0));
           float xs[kAhead][V];
@@ -133,10 +148,10 @@ struct ConvForwardBody {
             float out[V];
 #pragma unroll
             for (int v = 0; v < V; ++v) out[v] = cuda::siluf(win[v].shift_in(xs[u][v]));
-            cuda::store_n<V>(y + y_at + u * a.C, out);
+            cuda::store_n<V>(out_c.at + y_at + u * out_c.ld, out);
           }
           x_at += kAhead * a.ldx;
-          y_at += kAhead * a.C;
+          y_at += kAhead * out_c.ld;
         }
         t = rows_end;
       }
@@ -163,7 +178,7 @@ struct ConvBackwardBody {
   // more threads resident); one channel a thread took 0.211 (docs/performance.md).
   static constexpr int kAhead = 4;
   ConvArgs<T> a;
-  const T* dy;
+  ConvColumns<const T*> dy;
   T* dx;
   int64_t slice_tokens;
   float* partials;  // [slices][C][K] when kDw
@@ -174,6 +189,7 @@ struct ConvBackwardBody {
     for (int e = b.thread; e < kThreads; e += b.threads) {
       const int64_t c = (int64_t(bx) * kThreads + e) * V;
       if (c >= a.C) continue;
+      const ColumnsAt<const T*> dy_c(dy, c);
       // The taps right-aligned with the x window, and wr[j] = w[c, j] left-aligned with the dp ring.
       ConvWindow<kW> win[V];
       float wr[V][kW];
@@ -193,7 +209,7 @@ struct ConvBackwardBody {
         for (int v = 0; v < V; ++v) win[v].begin(a, c + v, t, start);
         float dq[V][kW] = {};  // dq[v][i] = dp[o − i] of channel c + v
         // Offsets of row o0 in x and dy, and of row o0 − (K−1) in dx (the row step o0 completes).
-        int64_t x_at = t * a.ldx + c, dy_at = t * a.C + c, dx_at = (t - (K - 1)) * a.ldx + c;
+        int64_t x_at = t * a.ldx + c, dy_at = t * dy_c.ld, dx_at = (t - (K - 1)) * a.ldx + c;
         for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
           // Steps of this group, and how many of them have a real output (the rest: dp = 0).
           const int n = int(cuda::min_of(kAhead, steps_end - o0));
@@ -205,7 +221,7 @@ struct ConvBackwardBody {
           for (int u = 0; u < kAhead; ++u)
             if (u < real) {
               load_channels<V>(a.x + x_at + u * a.ldx, xs[u]);
-              load_channels<V>(dy + dy_at + u * a.C, dys[u]);
+              load_channels<V>(dy_c.at + dy_at + u * dy_c.ld, dys[u]);
             } else {
 #pragma unroll
               for (int v = 0; v < V; ++v) xs[u][v] = dys[u][v] = 0.0f;
@@ -229,7 +245,7 @@ struct ConvBackwardBody {
             if (u >= first_row) cuda::store_n<V>(dx + dx_at + u * a.ldx, out);
           }
           x_at += kAhead * a.ldx;
-          dy_at += kAhead * a.C;
+          dy_at += kAhead * dy_c.ld;
           dx_at += kAhead * a.ldx;
         }
         t = rows_end;
@@ -273,15 +289,29 @@ ConvArgs<T> make_args(const T* x, int64_t tokens, int64_t channels, const T* w, 
 
 // Channels a thread: two bf16 (one 4-byte access) where every row of x, dy, dx and y starts
 // 4-byte aligned and the channels are even, else one.
-template <class T>
-int vector_channels(const ConvArgs<T>& a, std::initializer_list<const void*> arrays) {
+template <class T, class P>
+int vector_channels(const ConvArgs<T>& a, std::initializer_list<const void*> arrays,
+                    const ConvColumns<P>& cols) {
   if constexpr (sizeof(T) != 2) {
     return 1;
   } else {
     bool ok = a.C % 2 == 0 && a.ldx % 2 == 0;
     for (const void* p : arrays) ok = ok && reinterpret_cast<uintptr_t>(p) % 4 == 0;
+    for (int i = 0; i < cols.parts; ++i)
+      ok = ok && cols.first[i + 1] % 2 == 0 && reinterpret_cast<uintptr_t>(cols.part[i]) % 4 == 0;
     return ok ? 2 : 1;
   }
+}
+
+template <class P>
+void check_columns(const ConvColumns<P>& cols, int64_t channels) {
+  DT_CHECK(cols.parts >= 1 && cols.parts <= 3 && cols.first[0] == 0 &&
+               cols.first[cols.parts] == channels,
+           "causal conv1d (CUDA): the output's parts cover channels [0, ", cols.first[cols.parts],
+           "), not [0, ", channels, ")");
+  for (int i = 0; i < cols.parts; ++i)
+    DT_CHECK(cols.part[i] && cols.first[i + 1] > cols.first[i],
+             "causal conv1d (CUDA): an empty or null part of the output");
 }
 
 // Calls run(kW, V) with the window width and channels a thread, as constants.
@@ -308,10 +338,11 @@ size_t causal_conv1d_cuda_dw_workspace_bytes(int64_t tokens, int64_t channels, i
 template <class T>
 void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channels, const T* w,
                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
-                                     T* y, int64_t ldx, cuda::Target target) {
+                                     const ConvColumns<T*>& y, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
+  check_columns(y, channels);
   if (tokens == 0) return;
-  const int V = vector_channels(a, {x, y});
+  const int V = vector_channels(a, {x}, y);
   with_shape(a, V, [&](auto window, auto v) {
     using Body = ConvForwardBody<T, decltype(window)::value, decltype(v)::value>;
     cuda::launch<kThreads>(target, "causal conv1d forward", Body{a, y, tokens_per_slice(tokens)},
@@ -320,16 +351,25 @@ void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channel
 }
 
 template <class T>
+void causal_conv1d_silu_cuda_forward(const T* x, int64_t tokens, int64_t channels, const T* w,
+                                     int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                     T* y, int64_t ldx, cuda::Target target) {
+  causal_conv1d_silu_cuda_forward(x, tokens, channels, w, kernel, cu_seqlens, num_sequences,
+                                  ConvColumns<T*>::dense(y, channels), ldx, target);
+}
+
+template <class T>
 void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channels, const T* w,
                                       int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
-                                      const T* dy, T* dx, float* dw, void* workspace, int64_t ldx,
-                                      cuda::Target target) {
+                                      const ConvColumns<const T*>& dy, T* dx, float* dw,
+                                      void* workspace, int64_t ldx, cuda::Target target) {
   const ConvArgs<T> a = make_args(x, tokens, channels, w, kernel, cu_seqlens, num_sequences, ldx);
+  check_columns(dy, channels);
   if (tokens == 0) return;
   DT_CHECK(!dw || workspace,
            "causal conv1d (CUDA): dw needs causal_conv1d_cuda_dw_workspace_bytes");
   float* partials = dw ? static_cast<float*>(workspace) : nullptr;
-  const int V = vector_channels(a, {x, dy, dx});
+  const int V = vector_channels(a, {x, dx}, dy);
   with_shape(a, V, [&](auto window, auto v) {
     constexpr int kW = decltype(window)::value, kV = decltype(v)::value;
     const int64_t slice = tokens_per_slice(tokens);
@@ -347,13 +387,29 @@ void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channe
                        slices_for(tokens), channels * kernel, dw);
 }
 
+template <class T>
+void causal_conv1d_silu_cuda_backward(const T* x, int64_t tokens, int64_t channels, const T* w,
+                                      int kernel, const int64_t* cu_seqlens, int64_t num_sequences,
+                                      const T* dy, T* dx, float* dw, void* workspace, int64_t ldx,
+                                      cuda::Target target) {
+  causal_conv1d_silu_cuda_backward(x, tokens, channels, w, kernel, cu_seqlens, num_sequences,
+                                   ConvColumns<const T*>::dense(dy, channels), dx, dw, workspace,
+                                   ldx, target);
+}
+
 #define DT_INSTANTIATE(T)                                                                          \
   template void causal_conv1d_silu_cuda_forward<T>(const T*, int64_t, int64_t, const T*, int,      \
                                                    const int64_t*, int64_t, T*, int64_t,           \
                                                    cuda::Target);                                  \
   template void causal_conv1d_silu_cuda_backward<T>(const T*, int64_t, int64_t, const T*, int,     \
                                                     const int64_t*, int64_t, const T*, T*, float*, \
-                                                    void*, int64_t, cuda::Target);
+                                                    void*, int64_t, cuda::Target);           \
+  template void causal_conv1d_silu_cuda_forward<T>(const T*, int64_t, int64_t, const T*, int,      \
+                                                   const int64_t*, int64_t,                        \
+                                                   const ConvColumns<T*>&, int64_t, cuda::Target); \
+  template void causal_conv1d_silu_cuda_backward<T>(                                               \
+      const T*, int64_t, int64_t, const T*, int, const int64_t*, int64_t,                          \
+      const ConvColumns<const T*>&, T*, float*, void*, int64_t, cuda::Target);
 DT_INSTANTIATE(float)
 DT_INSTANTIATE(__nv_bfloat16)
 #undef DT_INSTANTIATE
