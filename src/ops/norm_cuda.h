@@ -33,6 +33,19 @@ void rmsnorm_zero_centred_cuda_backward(const T* x, int64_t rows, int64_t dim, c
                                         double eps, const T* dy, T* dx, float* dw, void* workspace,
                                         int64_t ldx, int64_t ldy, cuda::Target target);
 
+// The decoder's residual add fused with the norm that follows it (dense rows): x += residual
+// (rounded to T, written back to x), then y = the norm of the new x; the bits of add_cuda(x,
+// residual) followed by rmsnorm_zero_centred_cuda_forward, in one pass over x.
+template <class T>
+void add_rmsnorm_zero_centred_cuda_forward(T* x, const T* residual, int64_t rows, int64_t dim,
+                                           const T* w, double eps, T* y, cuda::Target target);
+// The backward with the residual's gradient added (dense rows, no dw): dx = the backward's dx
+// (rounded to T) + residual, rounded again; the bits of add_cuda(dx, residual) after the backward.
+template <class T>
+void rmsnorm_zero_centred_cuda_backward_add(const T* x, int64_t rows, int64_t dim, const T* w,
+                                            double eps, const T* dy, T* dx, const T* residual,
+                                            cuda::Target target);
+
 template <class T>
 void gated_rmsnorm_cuda_forward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
                                 double eps, T* y, cuda::Target target);

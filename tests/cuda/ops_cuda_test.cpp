@@ -78,6 +78,8 @@ TEST(OpsCuda, NormsBf16) {
   norms_on_gpu<bf16>();
   DeviceMemory mem;
   check_l2norm_scale_folded(mem, 4096 * 16 + 3, 128, 41);
+  check_residual_norm_fused(mem, 4096, 2560, 42);
+  check_residual_norm_fused(mem, 33, 1001, 43);  // odd rows: one element a lane
 }
 
 template <class T>

@@ -49,6 +49,8 @@ TEST(OpsCudaEmulated, NormsBf16) {
   norms_emulated<bf16>();
   HostMemory mem;
   check_l2norm_scale_folded(mem, 300, 128, 41);
+  check_residual_norm_fused(mem, 37, 2560, 42);
+  check_residual_norm_fused(mem, 33, 1001, 43);  // odd rows: one element a lane
 }
 
 template <class T>

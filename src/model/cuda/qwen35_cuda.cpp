@@ -51,9 +51,8 @@ void decoder_layer_forward(const DeviceLayerContext& ctx, const DeviceLayer& w, 
   else
     full_attention_cuda_forward(ctx, w.attn, act.xn1, act.x_mid, act.attn,
                                 pass == LayerPass::Recompute);
-  add_cuda(act.x_mid, x_in, n, target);
-  rmsnorm_zero_centred_cuda_forward(act.x_mid, tokens, c.hidden_size, w.post_attention_layernorm,
-                                    c.rms_norm_eps, act.xn2, -1, -1, target);
+  add_rmsnorm_zero_centred_cuda_forward(act.x_mid, x_in, tokens, c.hidden_size,
+                                        w.post_attention_layernorm, c.rms_norm_eps, act.xn2, target);
   if (pass == LayerPass::Recompute) {
     mlp_cuda_forward(ctx, w.mlp, act.xn2, nullptr, act.mlp);
     return;
@@ -72,16 +71,15 @@ void decoder_layer_backward(const DeviceLayerContext& ctx, const DeviceLayer& w,
   bf16* d_xn = ctx.alloc<bf16>(n);
   bf16* d_mid = ctx.alloc<bf16>(n);
   mlp_cuda_backward(ctx, w.mlp, act.xn2, act.mlp, d_out, d_xn);
-  rmsnorm_zero_centred_cuda_backward(act.x_mid, tokens, c.hidden_size, w.post_attention_layernorm,
-                                     c.rms_norm_eps, d_xn, d_mid, nullptr, nullptr, -1, -1, target);
-  add_cuda(d_mid, d_out, n, target);
+  rmsnorm_zero_centred_cuda_backward_add(act.x_mid, tokens, c.hidden_size,
+                                         w.post_attention_layernorm, c.rms_norm_eps, d_xn, d_mid,
+                                         d_out, target);
   if (w.kind == LayerKind::LinearAttention)
     gated_deltanet_cuda_backward(ctx, w.linear, act.xn1, act.gdn, d_mid, d_xn);
   else
     full_attention_cuda_backward(ctx, w.attn, act.xn1, act.attn, d_mid, d_xn);
-  rmsnorm_zero_centred_cuda_backward(x_in, tokens, c.hidden_size, w.input_layernorm, c.rms_norm_eps,
-                                     d_xn, d_in, nullptr, nullptr, -1, -1, target);
-  add_cuda(d_in, d_mid, n, target);
+  rmsnorm_zero_centred_cuda_backward_add(x_in, tokens, c.hidden_size, w.input_layernorm,
+                                         c.rms_norm_eps, d_xn, d_in, d_mid, target);
   ctx.arena.reset(mark);
 }
 

@@ -47,6 +47,10 @@ struct NormArgs {
   float* dw_partials = nullptr;  // [blocks][dim], null = no dw
   // ≠ 1: y rounded to T, times out_scale (forward); dy times dy_scale, rounded to T (backward).
   float out_scale = 1.0f, dy_scale = 1.0f;
+  // Forward: x += residual first (rounded to T, written to x_sum = x). Backward: dx += residual
+  // last (dx rounded to T before the add). Rows of residual as x's (forward) or dx's (backward).
+  const T* residual = nullptr;
+  T* x_sum = nullptr;
 };
 
 // v → round(round(v) · s) (forward) or round(v · s) (backward's dy, already in T): the bits of a
@@ -108,6 +112,13 @@ struct NormForwardBody {
       for (int i0 = group.lane * N; i0 < dim; i0 += group.lanes * N) {
         float xs[N];
         load_n<N>(x + i0, xs);
+        if (a.residual) {  // the sum rounded as add_cuda rounds it; pass 2 reads it back
+          float rs[N];
+          load_n<N>(a.residual + row * a.ldx + i0, rs);
+#pragma unroll
+          for (int k = 0; k < N; ++k) xs[k] = to_float(from_float<T>(xs[k] + rs[k]));
+          store_n<N>(a.x_sum + row * a.ldx + i0, xs);
+        }
 #pragma unroll
         for (int k = 0; k < N; ++k) ss += xs[k] * xs[k];
       }
@@ -190,6 +201,12 @@ struct NormBackwardBody {
           }
 #pragma unroll
           for (int k = 0; k < N; ++k) out[k] = r * (dys[k] * scale[k] - xs[k] * r * c);
+          if (a.residual) {
+            float rs[N];
+            load_n<N>(a.residual + row * a.lddx + i0, rs);
+#pragma unroll
+            for (int k = 0; k < N; ++k) out[k] = to_float(from_float<T>(out[k])) + rs[k];
+          }
           store_n<N>(dx + i0, out);  // after every read of dy: dx may be dy
         }
       }
@@ -210,7 +227,7 @@ template <class T>
 int vector_width(const NormArgs<T>& a) {
   constexpr int N = cuda::kVector<T>;
   bool ok = a.dim % N == 0;
-  ok = ok && cuda::aligned_16({a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz});
+  ok = ok && cuda::aligned_16({a.x, a.z, a.w, a.y, a.dy, a.dx, a.dz, a.residual, a.x_sum});
   const int64_t strides[] = {a.ldx, a.ldz, a.ldy, a.lddy, a.lddx, a.lddz};
   for (int64_t ld : strides) ok = ok && ld % N == 0;
   return ok ? N : 1;
@@ -305,6 +322,25 @@ void rmsnorm_zero_centred_cuda_backward(const T* x, int64_t rows, int64_t dim, c
 }
 
 template <class T>
+void add_rmsnorm_zero_centred_cuda_forward(T* x, const T* residual, int64_t rows, int64_t dim,
+                                           const T* w, double eps, T* y, cuda::Target target) {
+  const NormArgs<T> a{.kind = NormKind::ZeroCentred, .rows = rows, .dim = int(dim),
+                      .eps = float(eps), .x = x, .w = w, .ldx = dim, .y = y, .ldy = dim,
+                      .residual = residual, .x_sum = x};
+  run_forward(a, "residual add + zero-centred RMSNorm forward", target);
+}
+
+template <class T>
+void rmsnorm_zero_centred_cuda_backward_add(const T* x, int64_t rows, int64_t dim, const T* w,
+                                            double eps, const T* dy, T* dx, const T* residual,
+                                            cuda::Target target) {
+  const NormArgs<T> a{.kind = NormKind::ZeroCentred, .rows = rows, .dim = int(dim),
+                      .eps = float(eps), .x = x, .w = w, .ldx = dim, .dy = dy, .lddy = dim,
+                      .dx = dx, .lddx = dim, .residual = residual};
+  run_backward(a, nullptr, nullptr, "zero-centred RMSNorm backward + residual add", target);
+}
+
+template <class T>
 void gated_rmsnorm_cuda_forward(const T* x, const T* z, int64_t rows, int64_t dim, const T* w,
                                 double eps, T* y, cuda::Target target) {
   const NormArgs<T> a{.kind = NormKind::Gated, .rows = rows, .dim = int(dim), .eps = float(eps),
@@ -347,6 +383,11 @@ void l2norm_cuda_backward(const T* x, int64_t rows, int64_t dim, double eps, con
   template void rmsnorm_zero_centred_cuda_backward<T>(const T*, int64_t, int64_t, const T*,        \
                                                       double, const T*, T*, float*, void*,         \
                                                       int64_t, int64_t, cuda::Target);             \
+  template void add_rmsnorm_zero_centred_cuda_forward<T>(T*, const T*, int64_t, int64_t, const T*, \
+                                                         double, T*, cuda::Target);                \
+  template void rmsnorm_zero_centred_cuda_backward_add<T>(const T*, int64_t, int64_t, const T*,    \
+                                                          double, const T*, T*, const T*,          \
+                                                          cuda::Target);                           \
   template void gated_rmsnorm_cuda_forward<T>(const T*, const T*, int64_t, int64_t, const T*,      \
                                               double, T*, cuda::Target);                           \
   template void gated_rmsnorm_cuda_backward<T>(const T*, const T*, int64_t, int64_t, const T*,     \
