@@ -4,7 +4,6 @@
 #pragma once
 
 #include <array>
-#include <cstring>
 
 #include "core/rng.h"
 #include "cuda/op_memory.h"
@@ -87,12 +86,6 @@ void check_conv1d_split_columns(Memory& mem, const std::vector<int64_t>& cu_seql
         out[size_t(t * widths[size_t(i)] + c)] = m[size_t(t * C + first + c)];
     return out;
   };
-  auto same_bits = [](const char* what, const std::vector<T>& got, const std::vector<T>& want) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    size_t differ = 0;
-    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(T)) != 0;
-    EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
-  };
   const auto gx = mem.upload(x), gw = mem.upload(w), gdy = mem.upload(dy);
   const auto gcu = mem.upload(cu_seqlens);
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
@@ -124,14 +117,12 @@ void check_conv1d_split_columns(Memory& mem, const std::vector<int64_t>& cu_seql
       ConvColumns<const T*>::split3(d0.data(), widths[0], d1.data(), widths[1], d2.data(),
                                     widths[2]),
       sdx.data(), sdw.data(), workspace.data(), ldx, mem.target());
-  same_bits("y part 0", mem.download(y0), columns(y, 0));
-  same_bits("y part 1", mem.download(y1), columns(y, 1));
-  same_bits("y part 2", mem.download(y2), columns(y, 2));
-  same_bits("dx", dense_rows(mem.download(sdx), tokens, C, ldx),
+  expect_same_bits("y part 0", mem.download(y0), columns(y, 0));
+  expect_same_bits("y part 1", mem.download(y1), columns(y, 1));
+  expect_same_bits("y part 2", mem.download(y2), columns(y, 2));
+  expect_same_bits("dx", dense_rows(mem.download(sdx), tokens, C, ldx),
             dense_rows(mem.download(gdx), tokens, C, ldx));
-  const std::vector<float> dw_split = mem.download(sdw), dw_dense = mem.download(gdw);
-  EXPECT_EQ(0, std::memcmp(dw_split.data(), dw_dense.data(), dw_split.size() * sizeof(float)))
-      << "dw";
+  expect_same_bits("dw", mem.download(sdw), mem.download(gdw));
 }
 
 }  // namespace deltatune::testing_util

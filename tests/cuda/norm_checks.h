@@ -4,8 +4,6 @@
 #pragma once
 
 #include <cmath>
-#include <cstring>
-#include <tuple>
 
 #include "core/rng.h"
 #include "cuda/op_memory.h"
@@ -143,13 +141,8 @@ void check_l2norm_scale_folded(Memory& mem, int64_t rows, int64_t dim, uint64_t 
   scale_cuda(d_separate.data(), n, s, mem.target());
   l2norm_cuda_backward<bf16>(gx.data(), rows, dim, kNormEps, d_separate.data(), d_separate.data(),
                              -1, -1, mem.target());
-  for (auto [what, a, b] : {std::tuple{"y", &folded, &separate}, {"dx", &d_folded, &d_separate}}) {
-    const std::vector<bf16> got = mem.download(*a), want = mem.download(*b);
-    ASSERT_EQ(got.size(), want.size());
-    size_t differ = 0;
-    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(bf16)) != 0;
-    EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
-  }
+  expect_same_bits("y", mem.download(folded), mem.download(separate));
+  expect_same_bits("dx", mem.download(d_folded), mem.download(d_separate));
 }
 
 // The decoder's residual add fused with the norm after it (forward) and with the norm's backward
@@ -167,12 +160,6 @@ void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t 
   const std::vector<bf16> x = random(2.0), residual = random(1.0), dy = random(1.0);
   const std::vector<bf16> w = to_elements<bf16>(rounded<bf16>(random_normal(size_t(dim), rng, 0.1)));
   const auto gw = mem.upload(w), gres = mem.upload(residual), gdy = mem.upload(dy);
-  auto same_bits = [](const char* what, const std::vector<bf16>& got, const std::vector<bf16>& want) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    size_t differ = 0;
-    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(bf16)) != 0;
-    EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
-  };
   auto x_fused = mem.upload(x), x_separate = mem.upload(x);
   auto y_fused = mem.template poisoned<bf16>(size_t(n)), y_separate = mem.template poisoned<bf16>(size_t(n));
   add_rmsnorm_zero_centred_cuda_forward<bf16>(x_fused.data(), gres.data(), rows, dim, gw.data(),
@@ -180,8 +167,8 @@ void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t 
   add_cuda(x_separate.data(), gres.data(), n, mem.target());
   rmsnorm_zero_centred_cuda_forward<bf16>(x_separate.data(), rows, dim, gw.data(), kNormEps,
                                           y_separate.data(), -1, -1, mem.target());
-  same_bits("x + residual", mem.download(x_fused), mem.download(x_separate));
-  same_bits("y", mem.download(y_fused), mem.download(y_separate));
+  expect_same_bits("x + residual", mem.download(x_fused), mem.download(x_separate));
+  expect_same_bits("y", mem.download(y_fused), mem.download(y_separate));
   auto dx_fused = mem.template poisoned<bf16>(size_t(n)), dx_separate = mem.template poisoned<bf16>(size_t(n));
   rmsnorm_zero_centred_cuda_backward_add<bf16>(x_separate.data(), rows, dim, gw.data(), kNormEps,
                                                gdy.data(), dx_fused.data(), gres.data(), mem.target());
@@ -189,7 +176,7 @@ void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t 
                                            gdy.data(), dx_separate.data(), nullptr, nullptr, -1, -1,
                                            mem.target());
   add_cuda(dx_separate.data(), gres.data(), n, mem.target());
-  same_bits("dx", mem.download(dx_fused), mem.download(dx_separate));
+  expect_same_bits("dx", mem.download(dx_fused), mem.download(dx_separate));
 }
 
 }  // namespace deltatune::testing_util

@@ -102,6 +102,16 @@ void expect_close(const std::string& what, const std::vector<A>& got,
   EXPECT_LE(e.value, tolerance) << what << ": " << describe(e);
 }
 
+// got and want hold the same bits, element by element (for kernels that must reproduce another
+// path exactly: a fused pass against the passes it replaces).
+template <class A>
+void expect_same_bits(const char* what, const std::vector<A>& got, const std::vector<A>& want) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  size_t differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], sizeof(A)) != 0;
+  EXPECT_EQ(differ, 0u) << what << ": elements whose bits differ";
+}
+
 // Rows of `cols` values read out of a buffer whose rows are `ld` apart.
 template <class A>
 std::vector<A> dense_rows(const std::vector<A>& x, int64_t rows, int64_t cols, int64_t ld) {
