@@ -74,9 +74,9 @@ void check_conv1d_split_columns(Memory& mem, const std::vector<int64_t>& cu_seql
   SCOPED_TRACE(str_cat("conv split into ", widths[0], " | ", widths[1], " | ", widths[2],
                        " channels, ldx=", ldx, " kernel=", kernel, " tokens=", tokens));
   Rng rng(seed);
-  const std::vector<T> x = to_elements<T>(rounded<T>(random_normal(size_t(tokens * ldx), rng)));
-  const std::vector<T> w = to_elements<T>(rounded<T>(random_normal(size_t(C * kernel), rng, 0.5)));
-  const std::vector<T> dy = to_elements<T>(rounded<T>(random_normal(size_t(tokens * C), rng)));
+  const std::vector<T> x = to_elements<T>(random_normal(size_t(tokens * ldx), rng));
+  const std::vector<T> w = to_elements<T>(random_normal(size_t(C * kernel), rng, 0.5));
+  const std::vector<T> dy = to_elements<T>(random_normal(size_t(tokens * C), rng));
   // dy's columns of part i as a dense [tokens, widths[i]] array.
   auto columns = [&](const std::vector<T>& m, int i) {
     const int64_t first = i == 0 ? 0 : i == 1 ? widths[0] : widths[0] + widths[1];
@@ -89,7 +89,8 @@ void check_conv1d_split_columns(Memory& mem, const std::vector<int64_t>& cu_seql
   const auto gx = mem.upload(x), gw = mem.upload(w), gdy = mem.upload(dy);
   const auto gcu = mem.upload(cu_seqlens);
   const int64_t nseq = int64_t(cu_seqlens.size()) - 1;
-  auto workspace = mem.template poisoned<char>(causal_conv1d_cuda_dw_workspace_bytes(tokens, C, kernel));
+  auto workspace =
+      mem.template poisoned<char>(causal_conv1d_cuda_dw_workspace_bytes(tokens, C, kernel));
 
   auto gy = mem.template poisoned<T>(size_t(tokens * C));
   auto gdx = mem.template poisoned<T>(x.size());

@@ -128,10 +128,11 @@ void check_l2norm_scale_folded(Memory& mem, int64_t rows, int64_t dim, uint64_t 
   Rng rng(seed);
   const int64_t n = rows * dim;
   const float s = float(1.0 / std::sqrt(double(dim)));
-  const std::vector<bf16> x = to_elements<bf16>(rounded<bf16>(random_normal(size_t(n), rng, 3.0)));
-  const std::vector<bf16> dy = to_elements<bf16>(rounded<bf16>(random_normal(size_t(n), rng)));
+  const std::vector<bf16> x = to_elements<bf16>(random_normal(size_t(n), rng, 3.0));
+  const std::vector<bf16> dy = to_elements<bf16>(random_normal(size_t(n), rng));
   const auto gx = mem.upload(x);
-  auto folded = mem.template poisoned<bf16>(size_t(n)), separate = mem.template poisoned<bf16>(size_t(n));
+  auto folded = mem.template poisoned<bf16>(size_t(n));
+  auto separate = mem.template poisoned<bf16>(size_t(n));
   l2norm_cuda_forward<bf16>(gx.data(), rows, dim, kNormEps, folded.data(), -1, -1, mem.target(), s);
   l2norm_cuda_forward<bf16>(gx.data(), rows, dim, kNormEps, separate.data(), -1, -1, mem.target());
   scale_cuda(separate.data(), n, s, mem.target());
@@ -146,8 +147,8 @@ void check_l2norm_scale_folded(Memory& mem, int64_t rows, int64_t dim, uint64_t 
 }
 
 // The decoder's residual add fused with the norm after it (forward) and with the norm's backward
-// (backward) against add_cuda and the plain norm, which they replace: the same bits in x + residual,
-// y and dx.
+// (backward) against add_cuda and the plain norm, which they replace: the same bits in
+// x + residual, y and dx.
 template <class Memory>
 void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t seed) {
   using bf16 = __nv_bfloat16;
@@ -155,13 +156,14 @@ void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t 
   Rng rng(seed);
   const int64_t n = rows * dim;
   auto random = [&](double scale) {
-    return to_elements<bf16>(rounded<bf16>(random_normal(size_t(n), rng, scale)));
+    return to_elements<bf16>(random_normal(size_t(n), rng, scale));
   };
   const std::vector<bf16> x = random(2.0), residual = random(1.0), dy = random(1.0);
-  const std::vector<bf16> w = to_elements<bf16>(rounded<bf16>(random_normal(size_t(dim), rng, 0.1)));
+  const std::vector<bf16> w = to_elements<bf16>(random_normal(size_t(dim), rng, 0.1));
   const auto gw = mem.upload(w), gres = mem.upload(residual), gdy = mem.upload(dy);
   auto x_fused = mem.upload(x), x_separate = mem.upload(x);
-  auto y_fused = mem.template poisoned<bf16>(size_t(n)), y_separate = mem.template poisoned<bf16>(size_t(n));
+  auto y_fused = mem.template poisoned<bf16>(size_t(n));
+  auto y_separate = mem.template poisoned<bf16>(size_t(n));
   add_rmsnorm_zero_centred_cuda_forward<bf16>(x_fused.data(), gres.data(), rows, dim, gw.data(),
                                               kNormEps, y_fused.data(), mem.target());
   add_cuda(x_separate.data(), gres.data(), n, mem.target());
@@ -169,9 +171,11 @@ void check_residual_norm_fused(Memory& mem, int64_t rows, int64_t dim, uint64_t 
                                           y_separate.data(), -1, -1, mem.target());
   expect_same_bits("x + residual", mem.download(x_fused), mem.download(x_separate));
   expect_same_bits("y", mem.download(y_fused), mem.download(y_separate));
-  auto dx_fused = mem.template poisoned<bf16>(size_t(n)), dx_separate = mem.template poisoned<bf16>(size_t(n));
+  auto dx_fused = mem.template poisoned<bf16>(size_t(n));
+  auto dx_separate = mem.template poisoned<bf16>(size_t(n));
   rmsnorm_zero_centred_cuda_backward_add<bf16>(x_separate.data(), rows, dim, gw.data(), kNormEps,
-                                               gdy.data(), dx_fused.data(), gres.data(), mem.target());
+                                               gdy.data(), dx_fused.data(), gres.data(),
+                                               mem.target());
   rmsnorm_zero_centred_cuda_backward<bf16>(x_separate.data(), rows, dim, gw.data(), kNormEps,
                                            gdy.data(), dx_separate.data(), nullptr, nullptr, -1, -1,
                                            mem.target());

@@ -184,8 +184,8 @@ void gated_deltanet_gates_backward_cuda(const float* d_beta, const float* d_g, c
                                         int64_t tokens, int heads_v, bf16* d_b, bf16* d_a,
                                         cuda::Target target) {
   const int64_t n = tokens * heads_v;
-  cuda::launch<kThreads>(target, "gated deltanet: beta, g backward",
-                         GatesBackwardBody{d_beta, d_g, beta, a, A_log, dt_bias, n, heads_v, d_b, d_a},
+  const GatesBackwardBody body{d_beta, d_g, beta, a, A_log, dt_bias, n, heads_v, d_b, d_a};
+  cuda::launch<kThreads>(target, "gated deltanet: beta, g backward", body,
                          cuda::blocks_for(n, kPerBlock));
 }
 

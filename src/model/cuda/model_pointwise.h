@@ -1,7 +1,8 @@
 // The GPU model path's elementwise steps that are no op family of their own: the embedding
-// lookup, residual adds, the Gated DeltaNet's β and decay, and full attention's output gate, each with its backward (the CPU forms are inline in
-// model/qwen35.cpp, model/gated_deltanet.cpp and model/attention.cpp). bf16 values, float
-// arithmetic; device pointers, or host pointers under cuda::Target::host_emulation().
+// lookup, residual adds, the Gated DeltaNet's β and decay, and full attention's output gate, each
+// with its backward (the CPU forms are inline in model/qwen35.cpp, model/gated_deltanet.cpp and
+// model/attention.cpp). bf16 values, float arithmetic; device pointers, or host pointers under
+// cuda::Target::host_emulation().
 #pragma once
 
 #include <cuda_bf16.h>
@@ -27,7 +28,8 @@ void scale_cuda(__nv_bfloat16* x, int64_t n, float s, cuda::Target target);
 void gated_deltanet_gates_cuda(const __nv_bfloat16* b, const __nv_bfloat16* a, const float* A_log,
                                const float* dt_bias, int64_t tokens, int heads_v, float* beta,
                                float* g, cuda::Target target);
-// Its backward: d_b = d_beta · beta (1 − beta),  d_a = d_g · (−exp(A_log)) · softplus'(a + dt_bias).
+// Its backward:
+//   d_b = d_beta · beta (1 − beta),  d_a = d_g · (−exp(A_log)) · softplus'(a + dt_bias).
 void gated_deltanet_gates_backward_cuda(const float* d_beta, const float* d_g, const float* beta,
                                         const __nv_bfloat16* a, const float* A_log,
                                         const float* dt_bias, int64_t tokens, int heads_v,

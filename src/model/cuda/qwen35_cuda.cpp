@@ -52,7 +52,8 @@ void decoder_layer_forward(const DeviceLayerContext& ctx, const DeviceLayer& w, 
     full_attention_cuda_forward(ctx, w.attn, act.xn1, act.x_mid, act.attn,
                                 pass == LayerPass::Recompute);
   add_rmsnorm_zero_centred_cuda_forward(act.x_mid, x_in, tokens, c.hidden_size,
-                                        w.post_attention_layernorm, c.rms_norm_eps, act.xn2, target);
+                                        w.post_attention_layernorm, c.rms_norm_eps, act.xn2,
+                                        target);
   if (pass == LayerPass::Recompute) {
     mlp_cuda_forward(ctx, w.mlp, act.xn2, nullptr, act.mlp);
     return;

@@ -90,13 +90,6 @@ struct ConvWindow {
   }
 };
 
-// V consecutive channels of a token row as floats: one 4-byte access for two bf16 (the caller
-// checked the alignment: vector_channels), else one element.
-template <int V, class T>
-DT_HD void load_channels(const T* p, float (&out)[V]) {
-  cuda::load_n<V>(p, out);
-}
-
 // The part of `cols` holding channel c: its first channel's address, offset to c, and its row
 // stride. V channels c.. lie in one part (vector_channels checks the boundaries).
 template <class P>
@@ -141,7 +134,7 @@ struct ConvForwardBody {
           float xs[kAhead][V];
 #pragma unroll
           for (int u = 0; u < kAhead; ++u)
-            if (u < n) load_channels<V>(a.x + x_at + u * a.ldx, xs[u]);
+            if (u < n) cuda::load_n<V>(a.x + x_at + u * a.ldx, xs[u]);
 #pragma unroll
           for (int u = 0; u < kAhead; ++u) {
             if (u >= n) break;
@@ -208,7 +201,7 @@ struct ConvBackwardBody {
 #pragma unroll
         for (int v = 0; v < V; ++v) win[v].begin(a, c + v, t, start);
         float dq[V][kW] = {};  // dq[v][i] = dp[o − i] of channel c + v
-        // Offsets of row o0 in x and dy, and of row o0 − (K−1) in dx (the row step o0 completes).
+        // Offsets of row o0 in x and dy, and of row o0 − (K−1) in dx (the row o0 completes).
         int64_t x_at = t * a.ldx + c, dy_at = t * dy_c.ld, dx_at = (t - (K - 1)) * a.ldx + c;
         for (int64_t o0 = t; o0 < steps_end; o0 += kAhead) {
           // Steps of this group, and how many of them have a real output (the rest: dp = 0).
@@ -220,8 +213,8 @@ struct ConvBackwardBody {
 #pragma unroll
           for (int u = 0; u < kAhead; ++u)
             if (u < real) {
-              load_channels<V>(a.x + x_at + u * a.ldx, xs[u]);
-              load_channels<V>(dy_c.at + dy_at + u * dy_c.ld, dys[u]);
+              cuda::load_n<V>(a.x + x_at + u * a.ldx, xs[u]);  // V channels: one access
+              cuda::load_n<V>(dy_c.at + dy_at + u * dy_c.ld, dys[u]);
             } else {
 #pragma unroll
               for (int v = 0; v < V; ++v) xs[u][v] = dys[u][v] = 0.0f;

@@ -208,7 +208,8 @@ struct RecurrenceMmaBody {
       }
       blk.sync();
       if (active)
-        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane, S);
+        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane,
+             S);
       blk.sync();  // every warp is done with this stage before the next chunk's copy reuses it
     }
     if (!kStore && final_state && active)
@@ -435,7 +436,8 @@ struct ReverseMmaBody {
       }
       blk.sync();
       if (active)
-        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane, dS);
+        step(Stages::stage(smem, now), Stages::exchange(smem), c, h, v0, col0, split, warp, lane,
+             dS);
       blk.sync();
     }
     if (d_initial_state && active)
