@@ -127,52 +127,59 @@ DT_HD float decay_mask(const float* gamma, int i, int j, int n) {
   return (j <= i && i < n) ? expf(gamma[i] - gamma[j]) : 0.0f;
 }
 
-// T = (I + A)^-1 for A strictly lower triangular [C × C], C a multiple of 16, float: the UT
-// transform of spec/gated_delta_rule.md. With L = I + A in 16×16 blocks, the diagonal blocks
-// T_aa = L_aa^-1 come from forward substitution (one thread per column), then the blocks below
-// the diagonal by their distance from it, from row block a of L T = I:
-//   T_ab = −T_aa Σ_{c=b}^{a−1} A_ac T_cb        (a > b; every T_cb on the right is known)
-// 2 + 2·(C/16 − 1) barriers instead of C for row-by-row substitution. Y: (C/16 − 1)·256 floats.
-DT_HD void invert_unit_lower(const Block& blk, int C, const float* A, int lda, float* T, int ldt,
-                             float* Y) {
-  const int blocks = C / 16;
-  for (int e = blk.thread; e < C * C; e += blk.threads) T[(e / C) * ldt + e % C] = 0.0f;
-  blk.sync();
-  // The column in registers (fully unrolled: a shared-memory round trip per term was the
-  // critical path of the whole inverse); terms with j < c are zero and add exactly nothing, so
-  // the sums are those of the plain loop from j = c.
-  for (int w = blk.thread; w < C; w += blk.threads) {
-    const int base = (w / 16) * 16, c = w % 16;
-    float x[16];
+// T = (I + A)^-1 for A strictly lower triangular [C × C] (zero on and above the diagonal, and in
+// rows past the chunk's end), float: the UT transform of spec/gated_delta_rule.md. Column c of T
+// solves (I + A) x = e_c by forward substitution, x_i = δ_ic − Σ_{j<i} A_ij x_j, the sum in the
+// order j = 0, 1, ... as the CPU reference's. On the GPU one warp owns kCols columns at a time,
+// lane ℓ rows ℓ, ℓ + 32, ... of each in registers, and substitutes right-looking: at step j, x_j
+// is final; its owner lane broadcasts it (a shuffle) and every lane subtracts A_ij x_j from its
+// rows (A_ij is zero for i ≤ j, so no lane needs a test). Steps before a group's first column
+// change nothing (x_j = 0 there) and are skipped. No barrier: columns are independent. The former
+// 16×16-block inverse took ~11k cycles a block over 8 barriers (a quarter of the chunk prep, by
+// clock64 per phase, docs/performance.md); this one takes one pass of C steps a warp.
+template <int C>
+DT_HD void invert_unit_lower(const Block& blk, const float* A, int lda, float* T, int ldt) {
+  static_assert(C % 32 == 0, "rows of 32 lanes");
+#if defined(__CUDA_ARCH__)
+  constexpr int R = C / 32, kCols = 4;  // rows a lane, columns a warp at a time
+  const int warps = blk.threads / 32, warp = blk.thread / 32, lane = blk.thread % 32;
+  for (int c0 = warp * kCols; c0 < C; c0 += warps * kCols) {
+    float x[kCols][R];
 #pragma unroll
-    for (int r = 0; r < 16; ++r) {
-      float s = 0.0f;
+    for (int k = 0; k < kCols; ++k)
 #pragma unroll
-      for (int j = 0; j < r; ++j) s += j >= c ? A[(base + r) * lda + base + j] * x[j] : 0.0f;
-      x[r] = r < c ? 0.0f : r == c ? 1.0f : -s;
-      T[(base + r) * ldt + base + c] = x[r];
+      for (int r = 0; r < R; ++r) x[k][r] = lane + 32 * r == c0 + k ? 1.0f : 0.0f;
+#pragma unroll
+    for (int jb = 0; jb < R; ++jb) {  // x_j lives in slot jb of lane j − 32·jb
+      const int first = c0 > 32 * jb ? c0 - 32 * jb : 0;
+#pragma unroll 4
+      for (int jl = first; jl < 32; ++jl) {
+        const int j = 32 * jb + jl;
+        float a[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) a[r] = A[(lane + 32 * r) * lda + j];
+#pragma unroll
+        for (int k = 0; k < kCols; ++k) {
+          const float xj = __shfl_sync(0xffffffffu, x[k][jb], jl);
+#pragma unroll
+          for (int r = 0; r < R; ++r) x[k][r] -= a[r] * xj;
+        }
+      }
     }
+#pragma unroll
+    for (int k = 0; k < kCols; ++k)
+#pragma unroll
+      for (int r = 0; r < R; ++r) T[(lane + 32 * r) * ldt + c0 + k] = x[k][r];
   }
+#else
+  for (int c = blk.thread; c < C; c += blk.threads)
+    for (int i = 0; i < C; ++i) {
+      float x = i == c ? 1.0f : 0.0f;
+      for (int j = c; j < i; ++j) x -= A[i * lda + j] * T[j * ldt + c];
+      T[i * ldt + c] = i < c ? 0.0f : x;
+    }
+#endif
   blk.sync();
-  for (int dist = 1; dist < blocks; ++dist) {
-    const int count = (blocks - dist) * 256;  // one 16×16 block per pair (a, b = a − dist)
-    for (int e = blk.thread; e < count; e += blk.threads) {
-      const int bb = e / 256, aa = bb + dist, r = (e / 16) % 16, col = e % 16;
-      float s = 0.0f;
-      for (int kk = 16 * bb; kk < 16 * aa; ++kk)
-        s += A[(16 * aa + r) * lda + kk] * T[kk * ldt + 16 * bb + col];
-      Y[e] = s;
-    }
-    blk.sync();
-    for (int e = blk.thread; e < count; e += blk.threads) {
-      const int bb = e / 256, aa = bb + dist, r = (e / 16) % 16, col = e % 16;
-      float s = 0.0f;
-      for (int j = 0; j <= r; ++j)
-        s += T[(16 * aa + r) * ldt + 16 * aa + j] * Y[bb * 256 + j * 16 + col];
-      T[(16 * aa + r) * ldt + 16 * bb + col] = -s;
-    }
-    blk.sync();
-  }
 }
 
 }  // namespace deltatune::cuda

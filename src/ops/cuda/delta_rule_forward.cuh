@@ -38,7 +38,7 @@ struct PrepBody {
   Workspace<T> ws;
 
   struct Smem {
-    float *gamma, *a, *beta, *Y;
+    float *gamma, *a, *beta;
     T *K, *Q, *V, *dO, *U_lo;       // dO: backward; U_lo: forward (U's hi goes to V's tile)
     T *P, *P_lo, *Tw, *Tw_lo, *Tu, *Tu_lo;  // C×C: P, T diag(β a), T diag(β)
     float *CC, *Tf;  // CC: A and Q Kᵀ (2 C×C), later the C×D product results; Tf: T
@@ -51,7 +51,6 @@ struct PrepBody {
     s.gamma = c.take<float>(C);
     s.a = c.take<float>(C);
     s.beta = c.take<float>(C);
-    s.Y = c.take<float>((C / 16 - 1) * 256 + 1);
     s.K = c.take<T>(C * ldk);
     s.Q = c.take<T>(C * ldk);
     s.V = c.take<T>(C * ldv);
@@ -118,7 +117,7 @@ struct PrepBody {
       store_split(s.P, s.P_lo, i * ldc + j, QK[i * ldf + j] * m);
     }
     blk.sync();
-    invert_unit_lower(blk, C, A, ldf, s.Tf, ldf, s.Y);
+    invert_unit_lower<C>(blk, A, ldf, s.Tf, ldf);
     for (int e = blk.thread; e < C * C; e += blk.threads) {
       const int i = e / C, j = e % C;
       const float t = s.Tf[i * ldf + j];
