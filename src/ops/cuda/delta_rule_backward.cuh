@@ -308,12 +308,16 @@ struct ChunkGradBody {
     block_product<false, true>(blk, C, C, DV, exact(s.O, ldD), split(s.Vn, Vn_lo_1, ldD), dP, ldf,
                               false);
     blk.sync();
-    for (int e = blk.thread; e < C * C; e += blk.threads) {
-      const int i = e / C, j = e % C;
-      const float m = decay_mask(s.gamma, i, j, n), dp = dP[i * ldf + j];
-      P[i * ldf + j] = j < i ? dp * P[i * ldf + j] * m : 0.0f;  // dP_ij P_ij (the diagonal cancels)
-      store_split(s.CC, s.CC_lo, i * ldc + j, dp * m);
-    }
+    for_each_quad(blk, C, C, [&](int i, int j) {
+      Quad p = Quad::load(P + i * ldf + j), dm = Quad::load(dP + i * ldf + j);
+      for (int u = 0; u < 4; ++u) {
+        const float m = decay_mask(s.gamma, i, j + u, n), dp = dm.x[u];
+        p.x[u] = j + u < i ? dp * p.x[u] * m : 0.0f;  // dP_ij P_ij (the diagonal cancels)
+        dm.x[u] = dp * m;
+      }
+      p.store(P + i * ldf + j);
+      dm.store_split(s.CC + i * ldc + j, lo_at(s.CC_lo, i * ldc + j));
+    });
     blk.sync();
     row_sums(
         blk, C, C, [&](int i, int j) { return P[i * ldf + j] - P[j * ldf + i]; },
@@ -329,7 +333,10 @@ struct ChunkGradBody {
         blk, C, DK, [&](int i, int m) { return to_float(s.Q[i * ldD + m]) * s.F[i * ldF + m]; },
         [&](int i, float x) { s.d_gamma[i] += s.a[i] * x; });
     blk.sync();
-    for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.a[e / DK];
+    for_each_quad(blk, C, DK, [&](int i, int m) {
+      float* f = s.F + i * ldF + m;
+      (Quad::load(f) * s.a[i]).store(f);
+    });
     blk.sync();
     block_product<false, false>(blk, C, DK, C, Dm, K, s.F, ldF, true);
     blk.sync();
@@ -337,8 +344,8 @@ struct ChunkGradBody {
     // dW = −dV' Sᵀ, as an operand into O's tile (dO is done).
     block_product<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);
     blk.sync();
-    for (int e = blk.thread; e < C * DK; e += blk.threads)
-      s.O[(e / DK) * ldD + e % DK] = from_float<T>(-s.F[(e / DK) * ldF + e % DK]);
+    for_each_quad(blk, C, DK,
+                  [&](int i, int m) { (Quad::load(s.F + i * ldF + m) * -1.0f).store(s.O + i * ldD + m); });
 
     // dS into S's tile, and <S, dS> from the float states; then Y = V' dSᵀ.
     if (Vn_lo_2) copy_tile_async(blk, Vn_lo_2, ldD, C, DV, V_new_lo, DV, C, DV);
@@ -374,11 +381,13 @@ struct ChunkGradBody {
           s.d_gamma[j] -= s.t[j];
         });
     blk.sync();
-    for (int e = blk.thread; e < C * DK; e += blk.threads) s.F[(e / DK) * ldF + e % DK] *= s.b[e / DK];
-    if (blk.thread == 0) {
-      float sum = s.a[last] * s.partial[kThreads];
-      for (int j = 0; j < C; ++j) sum += s.t[j];
-      s.d_gamma[last] += sum;
+    for_each_quad(blk, C, DK, [&](int i, int m) {
+      float* f = s.F + i * ldF + m;
+      (Quad::load(f) * s.b[i]).store(f);
+    });
+    if (blk.thread < 32) {
+      const float sum = first_warp_sum(blk, s.t, C);
+      if (blk.thread == 0) s.d_gamma[last] += s.a[last] * s.partial[kThreads] + sum;
     }
     blk.sync();
     block_product<true, false>(blk, C, DK, C, Dm, Q, s.F, ldF, true);
@@ -406,17 +415,23 @@ struct ChunkGradBody {
         blk, C, DV, [&](int i, int c) { return to_float(s.Vn[i * ldD + c]) * dBu[i * ldF + c]; },
         [&](int i, float vb) { s.d_beta[i] += vb; });
     blk.sync();  // v read before dB_u replaces it
-    for (int e = blk.thread; e < C * DK; e += blk.threads) {
-      const int i = e / DK, m = e % DK;
-      s.F[i * ldF + m] += s.beta[i] * s.a[i] * dBw[i * ldF + m];
-      s.Q[i * ldD + m] = from_float<T>(dBw[i * ldF + m]);
-    }
-    for (int e = blk.thread; e < C * DV; e += blk.threads) {
-      const int i = e / DV, c = e % DV;
-      const float x = dBu[i * ldF + c];
-      if (i < n && c < dim_v) dv[v_at + i * v_row + c] = from_float<T>(s.beta[i] * x);
-      s.Vn[i * ldD + c] = from_float<T>(x);
-    }
+    for_each_quad(blk, C, DK, [&](int i, int m) {
+      const Quad w = Quad::load(dBw + i * ldF + m);
+      Quad f = Quad::load(s.F + i * ldF + m);
+      for (int u = 0; u < 4; ++u) f.x[u] += s.beta[i] * s.a[i] * w.x[u];
+      f.store(s.F + i * ldF + m);
+      w.store(s.Q + i * ldD + m);
+    });
+    for_each_quad(blk, C, DV, [&](int i, int c) {
+      const Quad x = Quad::load(dBu + i * ldF + c);
+      x.store(s.Vn + i * ldD + c);
+      if (i >= n) return;
+      T* out = dv + v_at + i * v_row + c;
+      if (quads_fit(dv))  // dim_v = DV = kD: whole quads
+        (x * s.beta[i]).store(out);
+      else
+        for (int u = 0; u < 4 && c + u < dim_v; ++u) out[u] = from_float<T>(s.beta[i] * x.x[u]);
+    });
     blk.sync();
 
     // dA = −(dB_w Wᵀ + dB_u Uᵀ) and K Kᵀ, into G; Z = dA ⊙ β_i M into CC.
@@ -432,20 +447,22 @@ struct ChunkGradBody {
     blk.sync();
     block_product<false, true>(blk, C, C, DV, exact(s.Vn, ldD), exact(U_op, ldD), dA, ldf, true);
     blk.sync();
-    for (int e = blk.thread; e < C * C; e += blk.threads) {
-      const int i = e / C, j = e % C;
-      float term_gamma = 0.0f, term_beta = 0.0f, z = 0.0f;
-      if (j < i && i < n) {
-        const float m = decay_mask(s.gamma, i, j, n), da = -dA[i * ldf + j];
-        const float km = KK[i * ldf + j] * m;
-        term_gamma = da * s.beta[i] * km;  // dA_ij A_ij
-        term_beta = da * km;
-        z = da * s.beta[i] * m;
+    for_each_quad(blk, C, C, [&](int i, int j) {
+      Quad term_gamma = Quad::load(dA + i * ldf + j), term_beta = Quad::load(KK + i * ldf + j), z;
+      for (int u = 0; u < 4; ++u) {
+        const float da = -term_gamma.x[u], kk = term_beta.x[u];
+        term_gamma.x[u] = term_beta.x[u] = z.x[u] = 0.0f;
+        if (j + u < i && i < n) {
+          const float m = decay_mask(s.gamma, i, j + u, n), km = kk * m;
+          term_gamma.x[u] = da * s.beta[i] * km;  // dA_ij A_ij
+          term_beta.x[u] = da * km;
+          z.x[u] = da * s.beta[i] * m;
+        }
       }
-      dA[i * ldf + j] = term_gamma;
-      KK[i * ldf + j] = term_beta;
-      s.CC[i * ldc + j] = from_float<T>(z);
-    }
+      term_gamma.store(dA + i * ldf + j);
+      term_beta.store(KK + i * ldf + j);
+      z.store(s.CC + i * ldc + j);
+    });
     blk.sync();
     row_sums(
         blk, C, C, [&](int i, int j) { return dA[i * ldf + j] - dA[j * ldf + i]; },
@@ -461,19 +478,31 @@ struct ChunkGradBody {
     blk.sync();
     store_qk(blk, s.F, ldF, n, t0, h, kh, dim_k, dk, 1);
     for (int i = blk.thread; i < n; i += blk.threads) dbeta[int64_t(t0 + i) * d.Hv + h] = s.d_beta[i];
-    if (blk.thread == 0) {
-      float sum = 0.0f;
-      for (int i = last; i >= 0; --i) {
-        sum += s.d_gamma[i];
-        dg[int64_t(t0 + i) * d.Hv + h] = sum;
-      }
-    }
+    if (blk.thread < 32)
+      first_warp_reverse_cumsum(blk, s.d_gamma, n,
+                                [&](int i, float sum) { dg[int64_t(t0 + i) * d.Hv + h] = sum; });
+  }
+
+  // Whether rows of kD elements from p on take whole quads, aligned (Quad::store).
+  DT_HD static bool quads_fit(const T* p) {
+    return kD > 0 && reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0;
   }
 
   // Rows of dq (which = 0) or dk (1): straight to the output when each key head has one value
   // head, else to this value head's rows in the workspace (ReduceHeadsBody sums them).
   DT_HD void store_qk(const Block& blk, const float* F, int ldF, int n, int t0, int h, int kh,
                       int dim_k, T* out, int which) const {
+    if (quads_fit(out)) {  // dim_k = kD: whole quads
+      for_each_quad(blk, n, kD, [&](int i, int m) {
+        const Quad x = Quad::load(F + i * ldF + m);
+        if (d.heads_per_key == 1)
+          x.store(out + (int64_t(t0 + i) * d.Hk + kh) * kD + m);
+        else
+          x.store(ws.dqk_heads + (which * d.tokens + t0 + i) * d.Hv * kD + int64_t(h) * kD + m);
+      });
+      blk.sync();
+      return;
+    }
     for (int e = blk.thread; e < n * dim_k; e += blk.threads) {
       const int i = e / dim_k, m = e % dim_k;
       const float x = F[i * ldF + m];

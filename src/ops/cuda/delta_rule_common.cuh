@@ -121,6 +121,98 @@ DT_HD void row_sums(const Block& blk, int rows, int len, const Term& term, const
 #endif
 }
 
+// f(i, m) for every row i < rows and every fourth column m < cols (cols a multiple of 4): the
+// elementwise passes over a float C × D tile take four neighbouring elements a call, through
+// Quad's 16-byte shared loads and stores (rows of the tiles are multiples of 4 floats and 4 bf16
+// long), a quarter of the instructions of one element at a time.
+template <class F>
+DT_HD void for_each_quad(const Block& blk, int rows, int cols, const F& f) {
+  const int quads = cols / 4;
+  for (int e = blk.thread; e < rows * quads; e += blk.threads) f(e / quads, 4 * (e % quads));
+}
+
+// Four neighbouring elements: one 16-byte (float) or 8-byte (bf16) access where aligned to it.
+struct Quad {
+  float x[4];
+  DT_HD static Quad load(const float* p) {
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    return {{v.x, v.y, v.z, v.w}};
+  }
+  DT_HD void store(float* p) const { *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]); }
+  template <class T>
+  DT_HD void store(T* p) const {
+    struct alignas(4 * sizeof(T)) Four {
+      T e[4];
+    };
+    *reinterpret_cast<Four*>(p) = Four{{from_float<T>(x[0]), from_float<T>(x[1]),
+                                        from_float<T>(x[2]), from_float<T>(x[3])}};
+  }
+  DT_HD Quad operator*(float a) const { return {{a * x[0], a * x[1], a * x[2], a * x[3]}}; }
+  // store_split (block_tile.cuh) of the four: hi, and (where lo) the rounding error of hi.
+  template <class T>
+  DT_HD void store_split(T* hi, T* lo) const {
+    store(hi);
+    if (!lo) return;
+    Quad r;
+    for (int u = 0; u < 4; ++u) r.x[u] = x[u] - to_float(from_float<T>(x[u]));
+    r.store(lo);
+  }
+};
+// The address of element at of a split tile's lo part, or null when it has none.
+template <class T>
+DT_HD T* lo_at(T* lo, int64_t at) {
+  return lo ? lo + at : nullptr;
+}
+
+// Called by the block's first warp (threads 0-31) alone: Σ_{j < n} x[j], returned to every lane
+// (lanes over j, then a shuffle sum; in the emulation thread 0 sums in order). One thread summing
+// 64 shared values in order was a 2k-cycle chain that the whole block waited for.
+DT_HD float first_warp_sum(const Block& blk, const float* x, int n) {
+#if defined(__CUDA_ARCH__)
+  const int lane = blk.thread % 32;
+  float sum = 0.0f;
+  for (int j = lane; j < n; j += 32) sum += x[j];
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  return sum;
+#else
+  (void)blk;
+  float sum = 0.0f;
+  for (int j = 0; j < n; ++j) sum += x[j];
+  return sum;
+#endif
+}
+
+// Called by the block's first warp alone: store(i, Σ_{k = i}^{n − 1} x[k]) for every i < n, the
+// reverse running sum (on the GPU a shuffle scan over 32-element segments, the last first, each
+// carrying the sum of those after it; in the emulation thread 0 in order).
+template <class Store>
+DT_HD void first_warp_reverse_cumsum(const Block& blk, const float* x, int n, const Store& store) {
+#if defined(__CUDA_ARCH__)
+  const int lane = blk.thread % 32;
+  float carry = 0.0f;
+  for (int base = (n - 1) / 32 * 32; base >= 0; base -= 32) {
+    const int i = base + lane;
+    float v = i < n ? x[i] : 0.0f;
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+      const float y = __shfl_down_sync(0xffffffffu, v, o);
+      if (lane + o < 32) v += y;
+    }
+    v += carry;
+    if (i < n) store(i, v);
+    carry = __shfl_sync(0xffffffffu, v, 0);
+  }
+#else
+  if (blk.thread != 0) return;  // (a simulated warp's other threads)
+  float sum = 0.0f;
+  for (int i = n - 1; i >= 0; --i) {
+    sum += x[i];
+    store(i, sum);
+  }
+#endif
+}
+
 // M_ij = exp(Γ_i − Γ_j) on and below the diagonal of rows inside the chunk, zero elsewhere: the
 // exponent is formed as a difference, never as exp(Γ_i)·exp(−Γ_j), so it cannot overflow.
 DT_HD float decay_mask(const float* gamma, int i, int j, int n) {

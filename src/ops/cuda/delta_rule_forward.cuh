@@ -110,21 +110,29 @@ struct PrepBody {
     block_product<false, true>(blk, C, C, DK, exact(s.K, ldk), exact(s.K, ldk), A, ldf, false);
     block_product<false, true>(blk, C, C, DK, exact(s.Q, ldk), exact(s.K, ldk), QK, ldf, false);
     blk.sync();
-    for (int e = blk.thread; e < C * C; e += blk.threads) {
-      const int i = e / C, j = e % C;
-      const float m = decay_mask(s.gamma, i, j, n);
-      A[i * ldf + j] = j < i ? s.beta[i] * A[i * ldf + j] * m : 0.0f;
-      store_split(s.P, s.P_lo, i * ldc + j, QK[i * ldf + j] * m);
-    }
+    for_each_quad(blk, C, C, [&](int i, int j) {
+      Quad a = Quad::load(A + i * ldf + j), p = Quad::load(QK + i * ldf + j);
+      for (int u = 0; u < 4; ++u) {
+        const float m = decay_mask(s.gamma, i, j + u, n);
+        a.x[u] = j + u < i ? s.beta[i] * a.x[u] * m : 0.0f;
+        p.x[u] *= m;
+      }
+      a.store(A + i * ldf + j);
+      p.store_split(s.P + i * ldc + j, lo_at(s.P_lo, i * ldc + j));
+    });
     blk.sync();
     invert_unit_lower<C>(blk, A, ldf, s.Tf, ldf);
-    for (int e = blk.thread; e < C * C; e += blk.threads) {
-      const int i = e / C, j = e % C;
-      const float t = s.Tf[i * ldf + j];
-      store_split(s.Tw, s.Tw_lo, i * ldc + j, t * s.beta[j] * s.a[j]);
-      store_split(s.Tu, s.Tu_lo, i * ldc + j, t * s.beta[j]);
-      if (kBackward) ws.Tinv[(ch * C + i) * C + j] = from_float<T>(t);
-    }
+    for_each_quad(blk, C, C, [&](int i, int j) {
+      const Quad t = Quad::load(s.Tf + i * ldf + j);
+      Quad tw, tu;
+      for (int u = 0; u < 4; ++u) {
+        tw.x[u] = t.x[u] * s.beta[j + u] * s.a[j + u];
+        tu.x[u] = t.x[u] * s.beta[j + u];
+      }
+      tw.store_split(s.Tw + i * ldc + j, lo_at(s.Tw_lo, i * ldc + j));
+      tu.store_split(s.Tu + i * ldc + j, lo_at(s.Tu_lo, i * ldc + j));
+      if (kBackward) t.store(ws.Tinv + (ch * C + i) * C + j);
+    });
     blk.sync();
 
     // W = T diag(β a) K and U = T diag(β) V. The forward keeps them as operands in K's and V's
@@ -133,42 +141,43 @@ struct PrepBody {
     block_product<false, false>(blk, C, DK, C, split(s.Tw, s.Tw_lo, ldc), exact(s.K, ldk), F, ldF,
                                false);
     blk.sync();
-    for (int e = blk.thread; e < C * DK; e += blk.threads) {
-      const int i = e / DK, m = e % DK;
-      const T w = from_float<T>(F[i * ldF + m]);
-      ws.W[(ch * C + i) * DK + m] = w;
-      if (!kBackward) s.K[i * ldk + m] = w;
-    }
+    for_each_quad(blk, C, DK, [&](int i, int m) {
+      const Quad w = Quad::load(F + i * ldF + m);
+      w.store(ws.W + (ch * C + i) * DK + m);
+      if (!kBackward) w.store(s.K + i * ldk + m);
+    });
     blk.sync();
     block_product<false, false>(blk, C, DV, C, split(s.Tu, s.Tu_lo, ldc), exact(s.V, ldv), F, ldF,
                                false);
     blk.sync();
-    for (int e = blk.thread; e < C * DV; e += blk.threads) {
-      const int i = e / DV, c = e % DV;
-      ws.U[(ch * C + i) * DV + c] = F[i * ldF + c];
-      if (!kBackward) store_split(s.V, s.U_lo, i * ldv + c, F[i * ldF + c]);
-    }
+    for_each_quad(blk, C, DV, [&](int i, int c) {
+      const Quad u = Quad::load(F + i * ldF + c);
+      u.store(ws.U + (ch * C + i) * DV + c);
+      if (!kBackward) u.store_split(s.V + i * ldv + c, lo_at(s.U_lo, i * ldv + c));
+    });
     blk.sync();
 
     const Operand<T> P = split(s.P, s.P_lo, ldc);
     if (!kBackward) {
       block_product<false, false>(blk, C, DK, C, P, exact(s.K, ldk), F, ldF, false);  // P W
       blk.sync();
-      for (int e = blk.thread; e < C * DK; e += blk.threads) {
-        const int i = e / DK, m = e % DK;
-        store_split(ws.Qt, ws.Qt_lo, (ch * C + i) * DK + m,
-                    s.a[i] * to_float(s.Q[i * ldk + m]) - F[i * ldF + m]);
-      }
+      for_each_quad(blk, C, DK, [&](int i, int m) {
+        Quad qt = Quad::load(F + i * ldF + m);
+        for (int u = 0; u < 4; ++u) qt.x[u] = s.a[i] * to_float(s.Q[i * ldk + m + u]) - qt.x[u];
+        qt.store_split(ws.Qt + (ch * C + i) * DK + m, lo_at(ws.Qt_lo, (ch * C + i) * DK + m));
+      });
       blk.sync();
       block_product<false, false>(blk, C, DV, C, P, split(s.V, s.U_lo, ldv), F, ldF, false);  // P U
       blk.sync();
-      for (int e = blk.thread; e < C * DV; e += blk.threads)
-        ws.O_local[(ch * C + e / DV) * DV + e % DV] = F[(e / DV) * ldF + e % DV];
+      for_each_quad(blk, C, DV, [&](int i, int c) {
+        Quad::load(F + i * ldF + c).store(ws.O_local + (ch * C + i) * DV + c);
+      });
     } else {
       block_product<true, false>(blk, C, DV, C, P, exact(s.dO, ldv), F, ldF, false);  // Pᵀ dO
       blk.sync();
-      for (int e = blk.thread; e < C * DV; e += blk.threads)
-        ws.dV_local[(ch * C + e / DV) * DV + e % DV] = F[(e / DV) * ldF + e % DV];
+      for_each_quad(blk, C, DV, [&](int i, int c) {
+        Quad::load(F + i * ldF + c).store(ws.dV_local + (ch * C + i) * DV + c);
+      });
     }
   }
 };
