@@ -344,8 +344,9 @@ struct ChunkGradBody {
     // dW = −dV' Sᵀ, as an operand into O's tile (dO is done).
     block_product<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);
     blk.sync();
-    for_each_quad(blk, C, DK,
-                  [&](int i, int m) { (Quad::load(s.F + i * ldF + m) * -1.0f).store(s.O + i * ldD + m); });
+    for_each_quad(blk, C, DK, [&](int i, int m) {
+      (Quad::load(s.F + i * ldF + m) * -1.0f).store(s.O + i * ldD + m);
+    });
 
     // dS into S's tile, and <S, dS> from the float states; then Y = V' dSᵀ.
     if (Vn_lo_2) copy_tile_async(blk, Vn_lo_2, ldD, C, DV, V_new_lo, DV, C, DV);

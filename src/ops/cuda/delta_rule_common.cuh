@@ -138,7 +138,9 @@ struct Quad {
     const float4 v = *reinterpret_cast<const float4*>(p);
     return {{v.x, v.y, v.z, v.w}};
   }
-  DT_HD void store(float* p) const { *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]); }
+  DT_HD void store(float* p) const {
+    *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+  }
   template <class T>
   DT_HD void store(T* p) const {
     struct alignas(4 * sizeof(T)) Four {
