@@ -283,20 +283,39 @@ struct ChunkGradBody {
     T* Vn_lo_2 = V_new_lo ? reinterpret_cast<T*>(s.G) : nullptr;  // V'.lo while G is free
 
     // Inputs of the chunk.
+    // β and Γ first, into registers: issued after the tile copies, these loads queued behind
+    // them, and the block's first barrier waited for all the tiles.
+    const bool one_pass = blk.threads >= C;  // the GPU's blocks; the emulation loops below
+    float beta_i = 0.0f, gamma_i = 0.0f;
+    if (one_pass && blk.thread < C) {
+      beta_i = blk.thread < n ? beta[int64_t(t0 + blk.thread) * d.Hv + h] : 0.0f;
+      gamma_i = ws.gamma[ch * C + blk.thread];
+    }
+    // Three groups of copies in the order of use: Q and K (P), dO and V' (dP), dV' (dW, much
+    // later), so that each product waits only for its own operands.
     copy_tile_async(blk, s.Q, ldD, C, DK, q + qk_at, qk_row, n, dim_k);
     copy_tile_async(blk, s.K, ldD, C, DK, k + qk_at, qk_row, n, dim_k);
+    async_commit();
     copy_tile_async(blk, s.O, ldD, C, DV, d_out + v_at, v_row, n, dim_v);
     copy_tile_async(blk, s.Vn, ldD, C, DV, ws.V_new + ch * C * DV, DV, C, DV);
+    if (Vn_lo_1) copy_tile_async(blk, Vn_lo_1, ldD, C, DV, V_new_lo, DV, C, DV);
+    async_commit();
     copy_tile_async(blk, s.dVn, ldD, C, DV, ws.dV_new + ch * C * DV, DV, C, DV);
     if (s.dVn_lo) copy_tile_async(blk, s.dVn_lo, ldD, C, DV, ws.dV_new_lo + ch * C * DV, DV, C, DV);
-    if (Vn_lo_1) copy_tile_async(blk, Vn_lo_1, ldD, C, DV, V_new_lo, DV, C, DV);
+    async_commit();
     for (int i = blk.thread; i < C; i += blk.threads) {
-      s.beta[i] = i < n ? beta[int64_t(t0 + i) * d.Hv + h] : 0.0f;
+      s.beta[i] = one_pass ? beta_i : i < n ? beta[int64_t(t0 + i) * d.Hv + h] : 0.0f;
+      s.gamma[i] = one_pass ? gamma_i : ws.gamma[ch * C + i];
       s.d_gamma[i] = 0.0f;
       s.d_beta[i] = 0.0f;
     }
-    load_decays(blk, ws.gamma + ch * C, C, n, s.gamma, s.a, s.b);
-    async_wait();
+    blk.sync();
+    // a_i = exp(Γ_i), b_i = exp(Γ_last − Γ_i) inside the chunk, zero past its end (exponents ≤ 0).
+    for (int i = blk.thread; i < C; i += blk.threads) {
+      s.a[i] = i < n ? expf(s.gamma[i]) : 0.0f;
+      s.b[i] = i < n ? expf(s.gamma[n - 1] - s.gamma[i]) : 0.0f;
+    }
+    async_wait_pending<2>();  // Q and K
     blk.sync();
     const Operand<T> Q = exact(s.Q, ldD), K = exact(s.K, ldD);
     const Operand<T> dV_new = split(s.dVn, s.dVn_lo, ldD);
@@ -305,6 +324,8 @@ struct ChunkGradBody {
     float* P = s.G;
     float* dP = s.G + C * ldf;
     block_product<false, true>(blk, C, C, DK, Q, K, P, ldf, false);
+    async_wait_pending<1>();  // dO and V'
+    blk.sync();
     block_product<false, true>(blk, C, C, DV, exact(s.O, ldD), split(s.Vn, Vn_lo_1, ldD), dP, ldf,
                               false);
     blk.sync();
@@ -340,6 +361,7 @@ struct ChunkGradBody {
     blk.sync();
     block_product<false, false>(blk, C, DK, C, Dm, K, s.F, ldF, true);
     blk.sync();
+    async_wait();  // dV' (store_qk ends with a barrier)
     store_qk(blk, s.F, ldF, n, t0, h, kh, dim_k, dq, 0);
     // dW = −dV' Sᵀ, as an operand into O's tile (dO is done).
     block_product<false, true>(blk, C, DK, DV, dV_new, exact(S_op, ldST), s.F, ldF, false);

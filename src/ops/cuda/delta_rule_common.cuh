@@ -83,19 +83,6 @@ Workspace<T> carve_workspace(const Dims& d, int C, bool backward, char* base, si
   return w;
 }
 
-// Γ of one chunk from the workspace, and the decays from it: a_i = exp(Γ_i), b_i = exp(Γ_last − Γ_i)
-// for rows inside the chunk (i < n), zero past its end. Every exponent is ≤ 0 (g ≤ 0, i ≤ last).
-DT_HD void load_decays(const Block& blk, const float* gamma_ws, int C, int n, float* gamma,
-                       float* a, float* b) {
-  for (int i = blk.thread; i < C; i += blk.threads) gamma[i] = gamma_ws[i];
-  blk.sync();
-  for (int i = blk.thread; i < C; i += blk.threads) {
-    a[i] = i < n ? expf(gamma[i]) : 0.0f;
-    b[i] = i < n ? expf(gamma[n - 1] - gamma[i]) : 0.0f;
-  }
-  blk.sync();
-}
-
 // For each row i < rows: done(i, Σ_{m < len} term(i, m)). On the GPU one warp per row, its lanes
 // over m (consecutive lanes read consecutive elements: no bank conflicts, coalesced global reads,
 // all loads of a row in flight at once), then a shuffle sum; lane 0 calls done. In the emulation

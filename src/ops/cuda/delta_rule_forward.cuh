@@ -85,14 +85,26 @@ struct PrepBody {
     const int64_t qk_at = (int64_t(t0) * d.Hk + kh) * dim_k;
     const int64_t v_at = (int64_t(t0) * d.Hv + h) * dim_v;
 
+    // g and β first, into registers (as in ChunkGradBody: behind the copies they waited for
+    // all the tiles).
+    const bool one_pass = blk.threads >= C;  // the GPU's blocks; the emulation loops below
+    float g_i = 0.0f, beta_i = 0.0f;
+    if (one_pass && blk.thread < n) {
+      g_i = g[int64_t(t0 + blk.thread) * d.Hv + h];
+      beta_i = beta[int64_t(t0 + blk.thread) * d.Hv + h];
+    }
+    // Two groups of copies: K and Q, which the first products need, then V (and dO), which
+    // arrive while A, its inverse and W are computed (waited for before U's product).
     copy_tile_async(blk, s.K, ldk, C, DK, k + qk_at, qk_row, n, dim_k);
     copy_tile_async(blk, s.Q, ldk, C, DK, q + qk_at, qk_row, n, dim_k);
+    async_commit();
     copy_tile_async(blk, s.V, ldv, C, DV, v + v_at, v_row, n, dim_v);
     if (kBackward) copy_tile_async(blk, s.dO, ldv, C, DV, d_out + v_at, v_row, n, dim_v);
+    async_commit();
     // g (zero past the chunk's end, so Γ stays at Γ_last there) and β (zero past the end).
     for (int i = blk.thread; i < C; i += blk.threads) {
-      s.a[i] = i < n ? g[int64_t(t0 + i) * d.Hv + h] : 0.0f;
-      s.beta[i] = i < n ? beta[int64_t(t0 + i) * d.Hv + h] : 0.0f;
+      s.a[i] = one_pass ? g_i : i < n ? g[int64_t(t0 + i) * d.Hv + h] : 0.0f;
+      s.beta[i] = one_pass ? beta_i : i < n ? beta[int64_t(t0 + i) * d.Hv + h] : 0.0f;
     }
     blk.sync();
     for (int i = blk.thread; i < C; i += blk.threads) {
@@ -101,7 +113,7 @@ struct PrepBody {
       s.gamma[i] = sum;
       ws.gamma[ch * C + i] = sum;
     }
-    async_wait();
+    async_wait_pending<1>();  // K and Q
     blk.sync();
     for (int i = blk.thread; i < C; i += blk.threads) s.a[i] = i < n ? expf(s.gamma[i]) : 0.0f;
 
@@ -146,6 +158,7 @@ struct PrepBody {
       w.store(ws.W + (ch * C + i) * DK + m);
       if (!kBackward) w.store(s.K + i * ldk + m);
     });
+    async_wait();  // V (and dO)
     blk.sync();
     block_product<false, false>(blk, C, DV, C, split(s.Tu, s.Tu_lo, ldc), exact(s.V, ldv), F, ldF,
                                false);
