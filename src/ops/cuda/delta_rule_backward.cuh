@@ -189,12 +189,8 @@ DT_HD float state_dot_and_copy(const Block& blk, const float* S, const float* dS
       const int e = e0 + u * blk.threads;
       if (e >= quads) continue;
       part += s[u].x * ds[u].x + s[u].y * ds[u].y + s[u].z * ds[u].z + s[u].w * ds[u].w;
-      T* out = dst + (4 * e / DV) * ld + 4 * e % DV;
-      struct alignas(4 * sizeof(T)) Quad {  // one store (ld is a multiple of 4: kPad)
-        T x[4];
-      };
-      *reinterpret_cast<Quad*>(out) = Quad{{from_float<T>(ds[u].x), from_float<T>(ds[u].y),
-                                            from_float<T>(ds[u].z), from_float<T>(ds[u].w)}};
+      // One store of the four (ld is a multiple of 4: kPad).
+      Quad{{ds[u].x, ds[u].y, ds[u].z, ds[u].w}}.store(dst + (4 * e / DV) * ld + 4 * e % DV);
     }
   }
   return part;
